@@ -1,0 +1,57 @@
+# miniconv: two commands on a fresh machine (Python 3.11, make, git):
+#   make docs   set up, export, build the site into _docs/
+#   make test   set up, then every check
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: install docs test sync clean-check nbtest pytest lab serve clean
+
+install: $(STAMP)
+
+# Re-install whenever the project's own install files change.
+$(STAMP): settings.ini setup.py pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+docs: install
+	$(BIN)/nbdev_export
+	$(BIN)/python -c "import nbdev.quarto as q, nbdev.serve as s; q.refresh_quarto_yml(); q.nbdev_sidebar.__wrapped__(); s.proc_nbs()"
+
+# The checks, in order: library in sync, notebooks clean, notebooks run, pytest.
+test: install sync clean-check nbtest pytest
+
+sync: install
+	$(BIN)/nbdev_export
+	@if [ -n "$$(git status --porcelain miniconv/)" ]; then \
+	  git status --porcelain miniconv/; \
+	  echo "notebooks and library out of sync: run nbdev_export and commit miniconv/"; exit 1; fi
+
+clean-check: install
+	@before=$$(md5sum nbs/*.ipynb); $(BIN)/nbdev_clean; after=$$(md5sum nbs/*.ipynb); \
+	if [ "$$before" != "$$after" ]; then diff <(echo "$$before") <(echo "$$after"); \
+	  echo "notebooks not clean: run nbdev_clean and commit nbs/"; exit 1; fi
+
+# Tests never touch the network: the data loader falls back to the embedded subset.
+nbtest: install
+	MINICONV_OFFLINE=1 MPLBACKEND=Agg $(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: install
+	MINICONV_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q tests
+
+lab: install
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $(ROOT_FLAG) --notebook-dir nbs
+
+serve:
+	@test -d _docs || { echo "no _docs/: run make docs first"; exit 2; }
+	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _docs
+
+clean:
+	rm -rf _docs _proc .quarto .pytest_cache .hypothesis nbs/.ipynb_checkpoints screenshots
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
