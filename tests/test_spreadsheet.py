@@ -1,0 +1,172 @@
+"""The conv spreadsheet, checked from outside: its formulas evaluated by the independent `formulas` engine and compared
+with PyTorch, its precedents followed by a regex parser and compared with `receptive_field`, its errors and its CLI."""
+import os, re, subprocess, sys
+
+os.environ['MINICONV_OFFLINE'] = '1'
+import formulas, numpy as np, pytest, torch
+import torch.nn.functional as F
+from openpyxl import load_workbook
+from openpyxl.utils import column_index_from_string, get_column_letter
+from torch import nn
+from torch.testing import assert_close
+
+from miniconv.data import load_mnist
+from miniconv.receptive import field_bounds, receptive_field
+from miniconv.spreadsheet import conv_spreadsheet, miniconv_sheet
+
+# A reference is an optional $, 1-3 letters, optional $, digits; optionally ':' and a second one.
+REF = re.compile(r"(?<![A-Za-z0-9_])\$?([A-Z]{1,3})\$?(\d+)(?::\$?([A-Z]{1,3})\$?(\d+))?(?![A-Za-z0-9_(])")
+
+def cells_of(ref_match):
+    "All (row, col) cells of one regex match"
+    c0, r0, c1, r1 = ref_match.groups()
+    c1, r1 = c1 or c0, r1 or r0
+    return {(r, c) for r in range(int(r0), int(r1)+1)
+            for c in range(column_index_from_string(c0), column_index_from_string(c1)+1)}
+
+def refs(ws, rc):
+    "(row, col) cells the formula at `rc` reads, found with a regex (independent of miniconv.spreadsheet.precedents)"
+    v = ws.cell(*rc).value
+    if not (isinstance(v, str) and v.startswith('=')): return set()
+    return set().union(*(cells_of(m) for m in REF.finditer(v)))
+
+def region(wb, name):
+    "2-D array of (row, col) cells of the workbook-level name `name`"
+    (sheet, ref), = wb.defined_names[name].destinations
+    m = REF.fullmatch(ref)
+    rows = sorted({r for r, c in cells_of(m)}); cols = sorted({c for r, c in cells_of(m)})
+    return [[(r, c) for c in cols] for r in rows]
+
+def evaluate(path):
+    "{(row, col): value} of every cell, as the `formulas` package computes them"
+    sol = formulas.ExcelModel().loads(str(path)).finish().calculate()
+    res = {}
+    for k, v in sol.items():
+        m = re.fullmatch(r"'\[[^\]]+\]CONV'!([A-Z]+)(\d+)", str(k))
+        x = np.asarray(v.value).ravel()[0]
+        if m and isinstance(x, (int, float, np.number)): res[(int(m[2]), column_index_from_string(m[1]))] = float(x)
+    return res
+
+def torch_convs(img, k1, k2, stride, padding):
+    "conv1 and conv2 (float64) as PyTorch computes them: F.conv2d then ReLU, twice"
+    c1 = F.relu(F.conv2d(img[None, None].double(), k1[None, None].double(), stride=stride, padding=padding))
+    c2 = F.relu(F.conv2d(c1, k2[None, None].double(), stride=stride, padding=padding))
+    return c1[0, 0], c2[0, 0]
+
+def values(ev, wb, name): return torch.tensor([[ev[rc] for rc in row] for row in region(wb, name)], dtype=torch.float64)
+
+@pytest.fixture(scope='module')
+def digit():
+    xs = load_mnist(verbose=False)
+    return xs.x_train[0].view(28, 28)
+
+@pytest.fixture(scope='module')
+def kernels():
+    "Random kernels (seeded) whose ReLUs both clip some cells and pass others, so neither is a trivial comparison"
+    g = torch.Generator().manual_seed(3)
+    return torch.randn(3, 3, generator=g), torch.randn(3, 3, generator=g)
+
+@pytest.mark.parametrize('padding', [0, 1])
+def test_values_match_pytorch(tmp_path, digit, kernels, padding):
+    "Every conv1 and conv2 cell, evaluated from its formula, equals F.conv2d + ReLU applied twice"
+    k1, k2 = kernels
+    fn = conv_spreadsheet(digit, k1, k2, tmp_path/'c.xlsx', stride=2, padding=padding)
+    wb = load_workbook(fn)
+    ws = wb['conv']
+    for name in ('conv1', 'conv2'):  # formulas, never pasted values
+        assert all(ws.cell(*rc).value.startswith('=MAX(0,SUMPRODUCT(') for row in region(wb, name) for rc in row)
+    ev = evaluate(fn)
+    c1, c2 = torch_convs(digit, k1, k2, 2, padding)
+    assert c2.shape == ((6, 6) if padding == 0 else (7, 7))
+    pre2 = F.conv2d(c1[None, None], k2[None, None].double(), stride=2, padding=padding)
+    assert (c1 > 0).sum() >= 10 and (c2 > 0).sum() >= 10 and (pre2 < 0).sum() >= 1, "a comparison of mostly zeros would prove little"
+    assert_close(values(ev, wb, 'conv1'), c1, rtol=1e-9, atol=1e-9)
+    assert_close(values(ev, wb, 'conv2'), c2, rtol=1e-9, atol=1e-9)
+
+def test_values_general_shapes(tmp_path):
+    "Non-square image and kernels, stride 1, padding 2"
+    g = torch.Generator().manual_seed(1)
+    img, k1, k2 = torch.rand(9, 11, generator=g), torch.randn(2, 3, generator=g), torch.randn(3, 2, generator=g)
+    fn = conv_spreadsheet(img, k1, k2, tmp_path/'g.xlsx', stride=1, padding=2)
+    wb, ev = load_workbook(fn), evaluate(fn)
+    c1, c2 = torch_convs(img, k1, k2, 1, 2)
+    assert_close(values(ev, wb, 'conv1'), c1, rtol=1e-9, atol=1e-9)
+    assert_close(values(ev, wb, 'conv2'), c2, rtol=1e-9, atol=1e-9)
+
+def trace_to_input(wb, rc):
+    "Input cells (as tensor indices) reached from `rc` by following precedents until only constants remain"
+    ws = wb['conv']
+    inp = {cell: (i, j) for i, row in enumerate(region(wb, 'input')) for j, cell in enumerate(row)}
+    seen, todo = set(), {rc}
+    while todo:
+        nxt = set().union(*(refs(ws, c) for c in todo)) - seen
+        seen |= nxt; todo = nxt
+    return {inp[c] for c in seen if c in inp}
+
+@pytest.mark.parametrize('padding', [0, 1])
+def test_receptive_field(tmp_path, digit, kernels, padding):
+    "Following one conv2 cell's precedents reaches exactly the receptive field receptive_field reports, for every conv2 cell"
+    fn = conv_spreadsheet(digit, *kernels, tmp_path/'r.xlsx', stride=2, padding=padding)
+    wb = load_workbook(fn)
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, stride=2, padding=padding), nn.ReLU(),
+                          nn.Conv2d(1, 1, 3, stride=2, padding=padding), nn.ReLU())
+    rh, rw = receptive_field(model, 28, axis=0).iloc[-1], receptive_field(model, 28, axis=1).iloc[-1]
+    assert (rh['size'], rw['size']) == (7, 7)
+    conv2 = region(wb, 'conv2')
+    for i, row in enumerate(conv2):
+        for j, rc in enumerate(row):
+            (r0, r1), (c0, c1) = field_bounds(rh, i, 28), field_bounds(rw, j, 28)
+            want = {(r, c) for r in range(r0, r1+1) for c in range(c0, c1+1)}
+            assert trace_to_input(wb, rc) == want, (i, j)
+    # the lesson's picture: an interior conv2 cell reaches a full 7x7 block
+    got = trace_to_input(wb, conv2[2][2])
+    assert len(got) == 49 and {r for r, c in got} == set(range(min(r for r, c in got), min(r for r, c in got)+7))
+
+def test_bad_input(tmp_path, digit):
+    k = torch.ones(3, 3)
+    with pytest.raises(ValueError, match=r"k1 must be 2-D, got shape \(1, 3, 3\)"): conv_spreadsheet(digit, k[None], k, tmp_path/'b.xlsx')
+    with pytest.raises(ValueError, match=r"k2 must be 2-D, got shape \(9,\)"): conv_spreadsheet(digit, k, k.flatten(), tmp_path/'b.xlsx')
+    with pytest.raises(ValueError, match=r"img is 6x28, smaller than the 7x7 receptive field"): conv_spreadsheet(digit[:6], k, k, tmp_path/'b.xlsx')
+    with pytest.raises(ValueError, match=r"img is 9x9, smaller than the 11x11 receptive field"):
+        conv_spreadsheet(digit[:9, :9], torch.ones(5, 5), k, tmp_path/'b.xlsx', stride=3)
+    with pytest.raises(ValueError, match=r"stride must be an integer >= 1, got 0"): conv_spreadsheet(digit, k, k, tmp_path/'b.xlsx', stride=0)
+    with pytest.raises(ValueError, match=r"padding must be an integer >= 0, got -1"): conv_spreadsheet(digit, k, k, tmp_path/'b.xlsx', padding=-1)
+    assert not (tmp_path/'b.xlsx').exists()
+    conv_spreadsheet(digit[:7, :7], k, k, tmp_path/'ok.xlsx')  # exactly the receptive field is fine: one conv2 cell
+    assert len(region(load_workbook(tmp_path/'ok.xlsx'), 'conv2')) == 1
+
+def test_cli_writes_default(tmp_path, monkeypatch, capsys, digit):
+    "In-process, as the console script runs it: no flags writes conv-example.xlsx in the current folder"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['miniconv_sheet'])
+    miniconv_sheet()
+    wb = load_workbook(tmp_path/'conv-example.xlsx')
+    assert len(region(wb, 'conv2')) == 6 and 'conv-example.xlsx' in capsys.readouterr().out
+    ws = wb['conv']
+    assert ws.freeze_panes is not None and ws.conditional_formatting and ws.column_dimensions['B'].width > 0
+
+@pytest.mark.parametrize('flags,msg', [(['--stride', '0'], 'stride must be an integer >= 1, got 0'),
+                                       (['--padding', '-2'], 'padding must be an integer >= 0, got -2'),
+                                       (['--stride', 'two'], "invalid int value: 'two'"),
+                                       (['--path', 'x.csv'], 'must end in .xlsx'),
+                                       (['--idx', '-1'], 'idx must be >= 0, got -1'),
+                                       (['--bogus'], 'unrecognized arguments: --bogus')])
+def test_cli_bad_flags(tmp_path, monkeypatch, capsys, flags, msg):
+    "In-process: bad flags exit 2 with usage and the reason, before any file is written"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['miniconv_sheet', *flags])
+    with pytest.raises(SystemExit) as e: miniconv_sheet()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and 'usage: miniconv_sheet' in err and msg in err, err
+    assert list(tmp_path.iterdir()) == []
+
+def test_cli_bad_flag_no_traceback(tmp_path):
+    "A real process, started the way a console-script wrapper starts it: exit 2, usage, no traceback, no file"
+    # `python -c` would not do: fastcore's call_parse only parses sys.argv when called from a module file
+    (tmp_path/'bin').mkdir()
+    script = tmp_path/'bin'/'miniconv_sheet'
+    script.write_text('import sys\nfrom miniconv.spreadsheet import miniconv_sheet\nsys.exit(miniconv_sheet())\n')
+    r = subprocess.run([sys.executable, str(script), '--stride', '0'], cwd=tmp_path, env={**os.environ, 'MINICONV_OFFLINE': '1'},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'usage: miniconv_sheet' in r.stderr and 'stride must be' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr and not (tmp_path/'conv-example.xlsx').exists()
