@@ -8,8 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install docs test sync clean-check nbtest pytest lab serve clean
+.PHONY: install docs test sync clean-check readme-check chromium nbtest pytest lab serve clean
 
 install: $(STAMP)
 
@@ -20,12 +21,14 @@ $(STAMP): settings.ini setup.py pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
+# The site from the notebooks' saved outputs (nbdev's processing + smalldocs, or nbdev_docs when quarto is on PATH),
+# and README.md from nbs/index.ipynb: see tools/build_docs.py.
 docs: install
 	$(BIN)/nbdev_export
-	$(BIN)/python -c "import nbdev.quarto as q, nbdev.serve as s; q.refresh_quarto_yml(); q.nbdev_sidebar.__wrapped__(); s.proc_nbs()"
+	$(BIN)/python tools/build_docs.py
 
-# The checks, in order: library in sync, notebooks clean, notebooks run, pytest.
-test: install sync clean-check nbtest pytest
+# The checks, in order: library in sync, notebooks clean, README current, notebooks run, pytest (with the browser).
+test: install sync clean-check readme-check chromium nbtest pytest
 
 sync: install
 	$(BIN)/nbdev_export
@@ -38,6 +41,16 @@ clean-check: install
 	if [ "$$before" != "$$after" ]; then diff <(echo "$$before") <(echo "$$after"); \
 	  echo "notebooks not clean: run nbdev_clean and commit nbs/"; exit 1; fi
 
+# README.md must be what the build makes from nbs/index.ipynb.
+readme-check: install
+	@tmp=$$(mktemp --suffix .md); trap 'rm -f "$$tmp"' EXIT; \
+	$(BIN)/python tools/build_docs.py --readme_only --readme_out "$$tmp" >/dev/null || exit 1; \
+	if ! diff -u README.md "$$tmp"; then echo "README.md is stale: run make docs and commit README.md"; exit 1; fi
+
+# The browser test needs Debian's chromium.
+chromium:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
 # Tests never touch the network: the data loader falls back to the embedded subset.
 nbtest: install
 	MINICONV_OFFLINE=1 MPLBACKEND=Agg $(BIN)/nbdev_test --n_workers 2 --timing
@@ -48,8 +61,9 @@ pytest: install
 lab: install
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $(ROOT_FLAG) --notebook-dir nbs
 
+# make serve PORT=8001 to pick the port.
 serve:
-	@test -d _docs || { echo "no _docs/: run make docs first"; exit 2; }
+	@test -f _docs/index.html || { echo "no _docs/index.html: run make docs first"; exit 2; }
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _docs
 
 clean:

@@ -1,0 +1,222 @@
+"""The docs site in a real browser: headless Chromium, driven over the Chrome DevTools protocol (websocket-client),
+loads every page from a local server and checks titles, the sidebar, pictures, internal links and search.
+Screenshots go to the git-ignored screenshots/ folder."""
+import base64, functools, http.server, json, os, re, shutil, socket, subprocess, tempfile, threading, time
+import urllib.error, urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit, unquote
+
+import pytest
+import websocket  # websocket-client
+
+from test_docs import ROOT, built_site, nb_title, notebooks, page_of
+
+CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
+FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+         '--disable-sync', '--no-first-run']
+SHOTS = ROOT/'screenshots'
+SEARCH_TERM = 'conv2d'
+
+class CDP:
+    "A Chrome DevTools protocol session on one page target: send a command, get its result"
+    def __init__(self, ws_url, timeout=60):
+        self.ws = websocket.create_connection(ws_url, timeout=timeout, suppress_origin=True, enable_multithread=True)
+        self.n, self.events = 0, []
+
+    def __call__(self, method, **params):
+        self.n += 1
+        self.ws.send(json.dumps({'id': self.n, 'method': method, 'params': params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get('id') == self.n:
+                if 'error' in msg: raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get('result', {})
+            self.events.append(msg)
+
+    def js(self, expr): # A JavaScript expression; a promise is awaited
+        "The value of `expr` in the page"
+        r = self('Runtime.evaluate', expression=expr, returnByValue=True, awaitPromise=True)
+        if 'exceptionDetails' in r: raise RuntimeError(f"{expr[:80]}: {r['exceptionDetails']}")
+        return r['result'].get('value')
+
+    def wait(self, expr, timeout=20): # A JavaScript condition
+        "Poll until `expr` is truthy; return its value"
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            v = self.js(expr)
+            if v: return v
+            time.sleep(0.1)
+        raise TimeoutError(f"waited {timeout}s for {expr}")
+
+    def goto(self, url): # A page address
+        "Load `url` and wait until the page, its pictures and its fonts are ready"
+        self.events.clear()
+        self('Page.navigate', url=url)
+        self.wait(f"location.href === {json.dumps(url)} && document.readyState === 'complete'")
+        self.js("Promise.all([document.fonts.ready, ...Array.from(document.images).map(i => i.decode().catch(() => 0))])")
+
+    def screenshot(self, path, full=True, max_h=16000): # Where to save it (.png or .jpg); whole page or viewport; cap
+        "Save a picture of the page (Chromium draws at most 16384 px high)"
+        jpg = Path(path).suffix == '.jpg'
+        params = dict(format='jpeg' if jpg else 'png', captureBeyondViewport=full, **({'quality': 75} if jpg else {}))
+        if full:
+            m = self('Page.getLayoutMetrics')['cssContentSize']
+            params['clip'] = dict(x=0, y=0, width=m['width'], height=min(m['height'], max_h), scale=1)
+        Path(path).write_bytes(base64.b64decode(self('Page.captureScreenshot', **params)['data']))
+
+    def close(self): self.ws.close()
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args): pass
+
+@pytest.fixture(scope='module')
+def server():
+    "The built site, served on 127.0.0.1 at a free port"
+    site = built_site()[0]/'_docs'
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(site)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f'http://127.0.0.1:{srv.server_address[1]}/', site
+    srv.shutdown(); srv.server_close()
+
+@pytest.fixture(scope='module')
+def browser():
+    "Headless Chromium with a fresh profile, and a CDP session on its page"
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium (make test does this)"
+    prof = tempfile.mkdtemp(prefix='miniconv_chromium_')
+    port = free_port()
+    proc = subprocess.Popen([CHROMIUM, *FLAGS, f'--user-data-dir={prof}', f'--remote-debugging-port={port}',
+                             '--remote-debugging-address=127.0.0.1', '--window-size=1280,900', 'about:blank'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end, targets = time.monotonic() + 30, []
+        while not targets:
+            if proc.poll() is not None: raise RuntimeError(f"chromium exited with {proc.returncode}")
+            if time.monotonic() > end: raise TimeoutError("chromium did not open its DevTools port")
+            try:
+                with urllib.request.urlopen(f'http://127.0.0.1:{port}/json/list', timeout=2) as r:
+                    targets = [t for t in json.load(r) if t['type'] == 'page']
+            except (urllib.error.URLError, ConnectionError, OSError): time.sleep(0.2)
+        cdp = CDP(targets[0]['webSocketDebuggerUrl'])
+        cdp('Page.enable'); cdp('Runtime.enable')
+        cdp('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
+        yield cdp
+        cdp.close()
+    finally:
+        proc.terminate()
+        try: proc.wait(10)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        shutil.rmtree(prof, ignore_errors=True)
+
+# What each page shows, read once per page in the browser: the tests below check it.
+PAGE_JS = """(() => ({
+  title: document.title,
+  h1: (document.querySelector('h1') || {}).textContent || '',
+  sidebar: Array.from(document.querySelectorAll('#quarto-sidebar a[href]')).map(a => a.href),
+  imgs: Array.from(document.images).map(i => ({src: i.src.slice(0, 60), complete: i.complete, w: i.naturalWidth})),
+  links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+  rawMath: Array.from(document.querySelectorAll('span.math')).filter(s => !s.querySelector('math'))
+    .map(s => s.textContent.slice(0, 80))
+}))()"""
+
+@pytest.fixture(scope='module')
+def pages(server, browser):
+    "Load every page once; return {page: what PAGE_JS read}, and save a screenshot of each"
+    base, _ = server
+    SHOTS.mkdir(exist_ok=True)
+    res = {}
+    for nb in notebooks():
+        p = page_of(nb)
+        browser.goto(base + p)
+        info = browser.js(PAGE_JS)
+        info['exceptions'] = [e['params']['exceptionDetails'].get('text') for e in browser.events
+                              if e.get('method') == 'Runtime.exceptionThrown']
+        browser.screenshot(SHOTS/(Path(p).stem + '.jpg'))  # whole page; JPEG is twice as fast to take as PNG
+        res[p] = info
+    return res
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_title(pages, nb):
+    info = pages[page_of(nb)]
+    assert info['title'].startswith(nb_title(nb)), (info['title'], nb_title(nb))
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_sidebar_lists_every_chapter(pages, server, nb):
+    base, _ = server
+    listed = {urlsplit(h).path.lstrip('/') for h in pages[page_of(nb)]['sidebar'] if h.startswith(base)}
+    want = {page_of(n) for n in notebooks()}
+    assert want <= listed, f"{page_of(nb)}: the sidebar misses {sorted(want - listed)}"
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_no_broken_images(pages, nb):
+    broken = [i for i in pages[page_of(nb)]['imgs'] if not (i['complete'] and i['w'] > 0)]
+    assert not broken, f"{page_of(nb)}: broken images {broken}"
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_no_script_errors(pages, nb):
+    assert not pages[page_of(nb)]['exceptions'], pages[page_of(nb)]['exceptions']
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_maths_drawn(pages, nb):
+    "Formulas are MathML the browser draws offline, not TeX waiting for a script from a CDN"
+    assert not pages[page_of(nb)]['rawMath'], pages[page_of(nb)]['rawMath']
+
+class _Ids(HTMLParser):
+    def __init__(self):
+        super().__init__(); self.ids = set()
+    def handle_starttag(self, tag, attrs):
+        self.ids |= {v for k, v in attrs if k in ('id', 'name') and v}
+
+@functools.cache
+def _ids(path): # A file of the site
+    p = _Ids(); p.feed(Path(path).read_text(encoding='utf-8')); return p.ids
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_internal_links_resolve(pages, server, nb):
+    "Every link to the local site points at a file that exists, and at an anchor that exists on it"
+    base, site = server
+    bad = []
+    for h in sorted(set(pages[page_of(nb)]['links'])):
+        if not h.startswith(base): continue
+        u = urlsplit(h)
+        rel = unquote(u.path).lstrip('/') or 'index.html'
+        f = site/rel
+        if f.is_dir(): f = f/'index.html'
+        if not f.is_file(): bad.append(f'{h}: no file {rel}'); continue
+        if u.fragment and f.suffix == '.html' and unquote(u.fragment) not in _ids(f): bad.append(f'{h}: no anchor')
+    assert not bad, f"{page_of(nb)}: " + '; '.join(bad)
+
+def test_links_are_local(pages):
+    "nbdev's cross-references point at the local pages, not at the published site"
+    url = re.search(r'site-url:\s*"?([^"\s]+)', (ROOT/'nbs'/'nbdev.yml').read_text()).group(1)
+    remote = sorted({h for info in pages.values() for h in info['links'] if h.startswith(url)})
+    assert not remote, remote
+
+def test_search_finds(server, browser):
+    "Typing in the search box lists the pages that mention the term"
+    base, site = server
+    want = {page_of(nb) for nb in notebooks() if SEARCH_TERM.lower() in (ROOT/'nbs'/nb).read_text(encoding='utf-8').lower()}
+    assert want, f"no notebook mentions {SEARCH_TERM!r} yet (the im2col chapter defines it)"
+    browser.goto(base + 'index.html')
+    browser.js("document.querySelector('#quarto-search input').focus()")
+    browser('Input.insertText', text=SEARCH_TERM)
+    n = browser.wait("document.querySelectorAll('.smalldocs-search-results .search-result').length")
+    hits = browser.js("Array.from(document.querySelectorAll('.smalldocs-search-results .search-result'))"
+                      ".map(a => [a.href, a.textContent])")
+    SHOTS.mkdir(exist_ok=True)
+    browser.screenshot(SHOTS/f'search-{SEARCH_TERM}.png', full=False)
+    found = {urlsplit(h).path.lstrip('/') for h, _ in hits}
+    assert n and found & want, f"search for {SEARCH_TERM!r} gave {found}, expected one of {sorted(want)}"
+    assert SEARCH_TERM.lower() in hits[0][1].lower(), hits[0]
+
+def test_search_no_match(server, browser):
+    "A word no page has gives 'No results', so the check above can fail"
+    base, _ = server
+    browser.goto(base + 'index.html')
+    browser.js("document.querySelector('#quarto-search input').focus()")
+    browser('Input.insertText', text='qzxjvwq')
+    assert browser.wait("(document.querySelector('.smalldocs-search-results .search-none') || {}).textContent")
