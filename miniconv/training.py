@@ -294,4 +294,4 @@ def train_cli(
 
 def miniconv_train():
     "The `miniconv_train` console command: parse the command line and run `train_cli`"
-    return train_cli()
+    train_cli()  # returns nothing: the console-script wrapper passes a return value to `sys.exit`

@@ -139,7 +139,7 @@ def test_cli_writes_default(tmp_path, monkeypatch, capsys, digit):
     "In-process, as the console script runs it: no flags writes conv-example.xlsx in the current folder"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, 'argv', ['miniconv_sheet'])
-    miniconv_sheet()
+    assert miniconv_sheet() is None  # the console-script wrapper passes a return value to sys.exit
     wb = load_workbook(tmp_path/'conv-example.xlsx')
     assert len(region(wb, 'conv2')) == 6 and 'conv-example.xlsx' in capsys.readouterr().out
     ws = wb['conv']
