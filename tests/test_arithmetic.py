@@ -12,13 +12,7 @@ from miniconv.arithmetic import conv_out_size, conv_transpose_out_size, pool_out
 from miniconv.diagrams import conv_steps, slide_conv2d, conv_gif, show_conv, drawn_output
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Thousands of tiny layers run much faster on one thread; restore the setting for the other test files"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py
 
 
 def torch_shape(m, h, w):

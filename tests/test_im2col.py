@@ -9,13 +9,7 @@ import miniconv.im2col as m
 from miniconv.im2col import im2col, im2col_loop, col2im, conv2d
 
 TOL = dict(rtol=1e-4, atol=1e-4)  # float32: sums of up to a few hundred products, in a different order than PyTorch's
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "These tensors are tiny: one thread avoids waiting on a second one that a busy machine may not schedule"
-    nt = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(nt)
+pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py
 
 pair = lambda lo, hi: st.tuples(st.integers(lo, hi), st.integers(lo, hi))
 as_arg = lambda t: t[0] if t[0] == t[1] else t  # pass equal pairs as one int, so both forms get tested
