@@ -193,8 +193,9 @@ def readme_md(nb, cfg=None): # A processed index notebook
     if res.get('outputs'): raise ValueError(f"the index notebook has image outputs ({', '.join(res['outputs'])}); README.md takes text only")
     head = f"# {fm.get('title', cfg.title)}\n\n"
     if fm.get('description'): head += f"> {' '.join(str(fm['description']).split())}\n\n"
-    # Relative page links (`data.html`) point at the published site from a README.
+    # Relative page links (`data.html`, or the notebook `00_data.ipynb`) point at the published site from a README.
     url = site_url(cfg)
+    body = re.sub(r'\]\((?![a-z]+:|#|/)([^)\s]+\.ipynb)\)', lambda m: f']({page_name(Path(m.group(1)))})', body)
     body = re.sub(r'\]\((?![a-z]+:|#|/)([^)\s]+\.html[^)\s]*)\)', lambda m: f']({url}{m.group(1)})', body)
     return re.sub(r'\n{3,}', '\n\n', head + body).strip() + '\n'
 
