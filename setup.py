@@ -34,6 +34,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=[cfg['lib_path'], f"{cfg['lib_path']}.*"]),
     include_package_data=True,
+    package_data={cfg['lib_path']: ['assets/*']},
     install_requires=reqs('requirements'),
     extras_require={'dev': reqs('dev_requirements')},
     dependency_links=cfg.get('dep_links', '').split(),

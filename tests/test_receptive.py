@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from miniconv.receptive import receptive_field, field_bounds, RF_COLUMNS
+from miniconv.receptive_field import receptive_field, field_bounds, RF_COLUMNS
 
 ACTS = [nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Identity, lambda: nn.LeakyReLU(0.1)]
 

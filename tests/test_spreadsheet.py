@@ -11,8 +11,9 @@ from torch import nn
 from torch.testing import assert_close
 
 from miniconv.data import load_mnist
-from miniconv.receptive import field_bounds, receptive_field
-from miniconv.spreadsheet import conv_spreadsheet, miniconv_sheet
+from miniconv.receptive_field import field_bounds, receptive_field
+from miniconv.spreadsheet import conv_spreadsheet
+from miniconv.cli import miniconv_sheet
 
 # A reference is an optional $, 1-3 letters, optional $, digits; optionally ':' and a second one.
 REF = re.compile(r"(?<![A-Za-z0-9_])\$?([A-Z]{1,3})\$?(\d+)(?::\$?([A-Z]{1,3})\$?(\d+))?(?![A-Za-z0-9_(])")
@@ -129,8 +130,8 @@ def test_bad_input(tmp_path, digit):
     with pytest.raises(ValueError, match=r"img is 6x28, smaller than the 7x7 receptive field"): conv_spreadsheet(digit[:6], k, k, tmp_path/'b.xlsx')
     with pytest.raises(ValueError, match=r"img is 9x9, smaller than the 11x11 receptive field"):
         conv_spreadsheet(digit[:9, :9], torch.ones(5, 5), k, tmp_path/'b.xlsx', stride=3)
-    with pytest.raises(ValueError, match=r"stride must be an integer >= 1, got 0"): conv_spreadsheet(digit, k, k, tmp_path/'b.xlsx', stride=0)
-    with pytest.raises(ValueError, match=r"padding must be an integer >= 0, got -1"): conv_spreadsheet(digit, k, k, tmp_path/'b.xlsx', padding=-1)
+    with pytest.raises(ValueError, match=r"stride must be a positive integer, got stride=0"): conv_spreadsheet(digit, k, k, tmp_path/'b.xlsx', stride=0)
+    with pytest.raises(ValueError, match=r"padding must be a non-negative integer, got padding=-1"): conv_spreadsheet(digit, k, k, tmp_path/'b.xlsx', padding=-1)
     assert not (tmp_path/'b.xlsx').exists()
     conv_spreadsheet(digit[:7, :7], k, k, tmp_path/'ok.xlsx')  # exactly the receptive field is fine: one conv2 cell
     assert len(region(load_workbook(tmp_path/'ok.xlsx'), 'conv2')) == 1
@@ -145,11 +146,11 @@ def test_cli_writes_default(tmp_path, monkeypatch, capsys, digit):
     ws = wb['conv']
     assert ws.freeze_panes is not None and ws.conditional_formatting and ws.column_dimensions['B'].width > 0
 
-@pytest.mark.parametrize('flags,msg', [(['--stride', '0'], 'stride must be an integer >= 1, got 0'),
-                                       (['--padding', '-2'], 'padding must be an integer >= 0, got -2'),
+@pytest.mark.parametrize('flags,msg', [(['--stride', '0'], 'stride must be a positive integer, got stride=0'),
+                                       (['--padding', '-2'], 'padding must be a non-negative integer, got padding=-2'),
                                        (['--stride', 'two'], "invalid int value: 'two'"),
                                        (['--path', 'x.csv'], 'must end in .xlsx'),
-                                       (['--idx', '-1'], 'idx must be >= 0, got -1'),
+                                       (['--idx', '-1'], 'idx must be a non-negative integer, got idx=-1'),
                                        (['--bogus'], 'unrecognized arguments: --bogus')])
 def test_cli_bad_flags(tmp_path, monkeypatch, capsys, flags, msg):
     "In-process: bad flags exit 2 with usage and the reason, before any file is written"
@@ -165,7 +166,7 @@ def test_cli_bad_flag_no_traceback(tmp_path):
     # `python -c` would not do: fastcore's call_parse only parses sys.argv when called from a module file
     (tmp_path/'bin').mkdir()
     script = tmp_path/'bin'/'miniconv_sheet'
-    script.write_text('import sys\nfrom miniconv.spreadsheet import miniconv_sheet\nsys.exit(miniconv_sheet())\n')
+    script.write_text('import sys\nfrom miniconv.cli import miniconv_sheet\nsys.exit(miniconv_sheet())\n')
     r = subprocess.run([sys.executable, str(script), '--stride', '0'], cwd=tmp_path, env={**os.environ, 'MINICONV_OFFLINE': '1'},
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and 'usage: miniconv_sheet' in r.stderr and 'stride must be' in r.stderr, r.stderr

@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from miniconv.training import CheckpointError, load_model, save_model, simple_cnn
+from miniconv.checkpoint import CheckpointError, load_model, save_model
+from miniconv.cnn import simple_cnn
 
 # What the installed console script runs: its return value goes to sys.exit, so a success must return None.
-CMD = [sys.executable, '-c', 'import sys; from miniconv.training import miniconv_train; sys.exit(miniconv_train())']
+CMD = [sys.executable, '-c', 'import sys; from miniconv.cli import miniconv_train; sys.exit(miniconv_train())']
 ENV = {**os.environ, 'MINICONV_OFFLINE': '1', 'OMP_NUM_THREADS': '1'}
 
 def run(*args, timeout=240):
@@ -39,7 +40,7 @@ def test_bad_flags_exit_2_with_usage(args, words):
 @pytest.mark.parametrize('args, words', BAD)
 def test_bad_flags_in_process(monkeypatch, capsys, args, words):
     "Every bad flag, in this process (faster): `miniconv_train` exits with code 2 and the usage, before loading data"
-    import miniconv.training as tr
+    import miniconv.cli as tr
     monkeypatch.setattr(sys, 'argv', ['miniconv_train', *args])
     monkeypatch.setattr(tr, 'load_mnist', lambda *a, **k: pytest.fail('loaded data despite a bad flag'))
     with pytest.raises(SystemExit) as e: tr.miniconv_train()
@@ -49,7 +50,7 @@ def test_bad_flags_in_process(monkeypatch, capsys, args, words):
     for w in words: assert w in err, (w, err)
 
 def test_full_source_offline_is_a_clear_error(monkeypatch, capsys):
-    import miniconv.training as tr
+    import miniconv.cli as tr
     monkeypatch.setenv('MINICONV_OFFLINE', '1')
     monkeypatch.setenv('MINICONV_DATA', '/no/such/dir')
     monkeypatch.setenv('XDG_CACHE_HOME', '/no/such/cache')
@@ -82,7 +83,7 @@ def test_tiny_run_writes_a_checkpoint_load_model_reads(tmp_path):
     _check_checkpoint(ck, 'better', 1)
 
 def test_tiny_simple_run_in_process(tmp_path, monkeypatch, capsys):
-    import miniconv.training as tr
+    import miniconv.cli as tr
     ck = tmp_path/'simple.pt'
     monkeypatch.setattr(sys, 'argv', ['miniconv_train', '--arch', 'simple', '--source', 'subset', '--epochs', '2', '--n_train', '200', '--seed', '3', '--save', str(ck)])
     assert tr.miniconv_train() is None  # the console-script wrapper passes a return value to sys.exit

@@ -1,11 +1,11 @@
 """Build the docs site into `_docs/` and `README.md` from the notebooks, without Quarto.
 
-Glue only; each step is a library call:
-1. nbdev 2 processes `nbs/` into `_proc/` (the steps of `nbdev_proc_nbs`, minus its attempt to `sudo`-install
-   Quarto and `pip install -e .` again when Quarto is missing; and a cell that mixes imports with other code runs
-   only its imports, so its saved outputs stay);
+Glue only; each step is a public nbdev, smalldocs or nbconvert call:
+1. nbdev 2 processes `nbs/` into `_proc/`: `refresh_quarto_yml`, `nbdev_sidebar` and `nbdev.serve.proc_nbs`, the steps
+   of `nbdev_proc_nbs` without its attempt to `sudo`-install Quarto and `pip install -e .` again when Quarto is missing
+   (`make docs` runs `nbdev_export` first, which writes `_modidx.py` for the doc links);
 2. with `quarto` on PATH, `nbdev_docs` renders the site as on GitHub; otherwise smalldocs renders a copy of `_proc/`
-   whose notebooks are renamed to their nbdev `output-file` (`00_data.ipynb` -> `data.ipynb`), so that nbdev's
+   whose notebooks are renamed to their nbdev `output-file` (`01_data.ipynb` -> `data.ipynb`), so that nbdev's
    cross-reference links resolve; links to the published site become relative links to the local pages;
    maths becomes MathML (latex2mathml), so it shows offline too;
 3. nbconvert's Markdown exporter turns the processed `nbs/index.ipynb` into `README.md`.
@@ -23,10 +23,12 @@ os.environ['MINICONV_OFFLINE'] = '1'
 os.environ.setdefault('MPLBACKEND', 'Agg')
 
 from nbdev.config import get_config
-from nbdev.doclinks import nbglob, _nbpath2html
-
-sys.path.insert(0, str(Path(__file__).parent))
-from docs_proc import proc_nbs, proc_nb
+from nbdev.doclinks import nbglob
+from nbdev.frontmatter import FrontmatterProc
+from nbdev.process import NBProcessor
+from nbdev.processors import FilterDefaults
+from nbdev.quarto import nbdev_sidebar, refresh_quarto_yml
+from nbdev.serve import proc_nbs
 
 def _cfg(): return get_config()
 
@@ -40,9 +42,12 @@ def chapter_nbs(cfg=None): # nbdev's config, default: the current project's
     cfg = cfg or _cfg()
     return sorted(Path(p).relative_to(cfg.nbs_path) for p in nbglob(cfg.nbs_path))
 
-def page_name(nb:Path): # A notebook path relative to `nbs_path`
-    "The page nbdev (and Quarto) make of `nb`: `00_data.ipynb` -> `data.html`, `index.ipynb` -> `index.html`"
-    return _nbpath2html(Path(nb))
+def page_name(nb:Path, cfg=None): # A notebook path relative to `nbs_path`
+    "The page nbdev (and Quarto) make of `nb` (`01_data.ipynb` -> `data.html`), as nbdev's front-matter step names it"
+    cfg = cfg or _cfg()
+    p = NBProcessor(cfg.nbs_path/nb, procs=[FrontmatterProc])
+    p.process()
+    return Path(nb).with_name(p.nb.frontmatter_['output-file'])
 
 def frontmatter(nb): # A processed notebook (dict-like)
     "The YAML front matter nbdev put in the first raw cell, as a dict"
@@ -99,7 +104,7 @@ def render_copy(proc:Path, dest:Path, out:Path, cfg=None): # `_proc/`; the folde
     url, nbs = site_url(cfg), chapter_nbs(cfg)
     names = {}  # old name -> new name, for .ipynb and .html links, relative to nbs_path
     for nb in nbs:
-        new = page_name(nb)
+        new = page_name(nb, cfg)
         names[nb.as_posix()] = new.with_suffix('.ipynb').as_posix()
         names[nb.with_suffix('.html').as_posix()] = new.as_posix()
     for f in proc.rglob('*'):
@@ -113,7 +118,7 @@ def render_copy(proc:Path, dest:Path, out:Path, cfg=None): # `_proc/`; the folde
         if not src.exists(): raise FileNotFoundError(f"{src} is missing: nbdev did not process {cfg.nbs_path/nb}")
         d = json.loads(src.read_text(encoding='utf-8'))
         fm = frontmatter(d).get('output-file')
-        if fm and fm != page_name(nb).name: raise ValueError(f"{nb}: output-file {fm!r}, expected {page_name(nb).name!r}")
+        if fm and fm != Path(names[nb.with_suffix('.html').as_posix()]).name: raise ValueError(f"{nb}: output-file {fm!r} differs from nbdev's front matter")
         pages[names[nb.as_posix()]] = d
     docs = {PurePosixPath(new).with_suffix('.html').as_posix(): _documented(d) for new, d in pages.items()}
     def _fix(text, new, md=True):
@@ -195,9 +200,27 @@ def readme_md(nb, cfg=None): # A processed index notebook
     if fm.get('description'): head += f"> {' '.join(str(fm['description']).split())}\n\n"
     # Relative page links (`data.html`, or the notebook `00_data.ipynb`) point at the published site from a README.
     url = site_url(cfg)
-    body = re.sub(r'\]\((?![a-z]+:|#|/)([^)\s]+\.ipynb)\)', lambda m: f']({page_name(Path(m.group(1)))})', body)
+    body = re.sub(r'\]\((?![a-z]+:|#|/)([^)\s]+\.ipynb)\)', lambda m: f']({page_name(Path(m.group(1)), cfg)})', body)
     body = re.sub(r'\]\((?![a-z]+:|#|/)([^)\s]+\.html[^)\s]*)\)', lambda m: f']({url}{m.group(1)})', body)
     return re.sub(r'\n{3,}', '\n\n', head + body).strip() + '\n'
+
+def proc_nb(nb_path): # A notebook in `nbs/`
+    "One notebook processed in memory by nbdev's docs processors, as `proc_nbs` writes it into `_proc/`"
+    from execnb.nbio import read_nb
+    nb = read_nb(nb_path)
+    old, os.environ['IN_TEST'] = os.environ.get('IN_TEST'), '1'  # as nbdev.serve_drv does
+    try: FilterDefaults()(nb)
+    finally:
+        if old is None: del os.environ['IN_TEST']
+        else: os.environ['IN_TEST'] = old
+    return nb
+
+def process(n_workers:int=0, force:bool=False): # Worker processes (0: this one); reprocess every notebook
+    "Process `nbs/` into `_proc/` as `nbdev_proc_nbs` does, without its Quarto install and `pip install -e .`"
+    cfg = _cfg()
+    refresh_quarto_yml()                # nbs/nbdev.yml from settings.ini
+    nbdev_sidebar(path=cfg.nbs_path)    # nbs/sidebar.yml lists every notebook (custom_sidebar=False)
+    return proc_nbs(cfg.nbs_path, n_workers=n_workers, force=force)
 
 def write_readme(dest='README.md', proc:Path=None, cfg=None): # Where to write; `_proc/` if just built
     "Write `dest` from `nbs/index.ipynb` (processed by nbdev)"
@@ -230,7 +253,7 @@ def main(
         proc = cfg.config_path/'_proc'
         if out != cfg.doc_path: shutil.rmtree(out, ignore_errors=True); shutil.copytree(cfg.doc_path, out)
     else:
-        try: proc = proc_nbs(n_workers=n_workers, force=force)
+        try: proc = process(n_workers=n_workers, force=force)
         except Exception as e: sys.exit(f"nbdev could not process the notebooks: {e}")
         t1 = time.perf_counter()
         render_smalldocs(proc, out, cfg)
