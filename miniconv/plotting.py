@@ -11,11 +11,51 @@ import fastcore.all as fc
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from .checks import add_param_docs
 
 # %% auto #0
-__all__ = ['show_image', 'subplots', 'get_grid', 'show_images']
+__all__ = ['set_alt', 'alt_text', 'retina_png', 'show_image', 'subplots', 'get_grid', 'show_images', 'show_kernel',
+           'show_kernels']
+
+# %% ../nbs/02_plotting.ipynb #3a30d598
+def set_alt(fig,       # A matplotlib `Figure`, or one of its axes
+            text:str,  # What the figure shows, in words
+           ):
+    "Attach alt text to `fig` (or the figure of an axis); return the figure"
+    fig = getattr(fig, 'figure', fig)
+    fig.miniconv_alt = ' '.join(str(text).split())
+    return fig
+
+def alt_text(fig:Figure, # A matplotlib figure
+            ) -> str:
+    "The alt text of `fig`: what `set_alt` attached, else its titles"
+    if getattr(fig, 'miniconv_alt', None): return fig.miniconv_alt
+    sup = fig._suptitle.get_text() if fig._suptitle is not None else ''
+    titles = [t for t in [sup] + [ax.get_title() for ax in fig.axes] if t]
+    return 'Figure: ' + '; '.join(titles) if titles else 'Figure'
+
+def retina_png(fig:Figure, # The figure IPython is about to show
+              ):
+    "A 2x PNG of `fig` and its metadata: display width and height, and alt text (IPython's `image/png` formatter)"
+    from IPython.core.pylabtools import retina_figure
+    res = retina_figure(fig, base64=True, bbox_inches='tight')
+    if res is None: return None
+    data, md = res
+    return data, {**md, 'alt': alt_text(fig)}
+
+def _register_retina():
+    "Show matplotlib figures with `retina_png` when running inside IPython"
+    try: from IPython import get_ipython
+    except ImportError: return
+    ip = get_ipython()
+    if ip is None: return
+    plt.close(plt.figure())  # the inline backend sets up its own PNG formatter at the first figure: let it, then replace it
+    fmt = ip.display_formatter.formatters['image/png']
+    fmt.for_type(Figure, retina_png)
+
+_register_retina()
 
 # %% ../nbs/02_plotting.ipynb #f8debea0
 def _to_hwc(im):
@@ -91,6 +131,47 @@ def show_images(ims:list,      # Images, each as `show_image` accepts
     if titles is not None and len(titles) != len(ims): raise ValueError(f"got {len(ims)} images but {len(titles)} titles")
     axs = get_grid(len(ims), nrows, ncols, **kwargs)[1]
     for im, t, ax in zip_longest(ims, titles or [], axs): show_image(im, ax=ax, title=t)
+    return axs
+
+# %% ../nbs/02_plotting.ipynb #77325412
+def _kernel_scale(ks): return max(float(torch.as_tensor(k).abs().max()) for k in ks) or 1.
+
+def show_kernel(k,               # 2-D kernel, a tensor or array
+                ax=None,         # Axis to draw on; a new figure if None
+                vmax:float=None, # Weight drawn at full colour; default: the largest |weight|
+                values:bool=True,# Write each weight in its cell
+                fmt:str='{:.2g}', # How to write a weight
+                title:str=None,  # Title above the kernel
+                figsize=None,    # Size of a new figure; default from the kernel's size
+               ):
+    "Draw kernel `k` with a diverging colour map centred on 0 and a frame; return the axis"
+    k = torch.as_tensor(k).detach().cpu().float()
+    if k.ndim != 2 or 0 in k.shape: raise ValueError(f"show_kernel wants a non-empty 2-D kernel, got shape {tuple(k.shape)}")
+    vmax = _kernel_scale([k]) if vmax is None else float(vmax)
+    if ax is None: _, ax = plt.subplots(figsize=figsize or (0.45*k.shape[1] + 0.3, 0.45*k.shape[0] + 0.3))
+    ax.imshow(k, cmap='RdBu_r', vmin=-vmax, vmax=vmax)
+    ax.set_xticks([]); ax.set_yticks([])
+    for s in ax.spines.values(): s.set(visible=True, color='0.3', linewidth=1)
+    if values:
+        for (r, c), v in np.ndenumerate(k.numpy()):
+            ax.text(c, r, fmt.format(v), ha='center', va='center', fontsize=9, color='white' if abs(v) > 0.6*vmax else 'black')
+    if title is not None: ax.set_title(title)
+    return ax
+
+@fc.delegates(subplots)
+def show_kernels(ks:list,         # 2-D kernels
+                 titles=None,     # Optional title for each kernel
+                 vmax:float=None, # Shared full-colour weight; default: the largest |weight| of all
+                 values:bool=True,# Write each weight in its cell
+                 nrows:int=None,  # Rows in the grid
+                 ncols:int=None,  # Columns in the grid
+                 **kwargs):
+    "Draw `ks` side by side with `show_kernel`, all on one colour scale; return the axes"
+    ks = list(ks)
+    if titles is not None and len(titles) != len(ks): raise ValueError(f"got {len(ks)} kernels but {len(titles)} titles")
+    vmax = _kernel_scale(ks) if vmax is None else vmax
+    axs = get_grid(len(ks), nrows, ncols, **kwargs)[1]
+    for k, t, ax in zip_longest(ks, titles or [], axs): show_kernel(k, ax=ax, vmax=vmax, values=values, title=t)
     return axs
 
 # %% ../nbs/02_plotting.ipynb #b3d8bed4

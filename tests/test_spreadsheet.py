@@ -1,5 +1,5 @@
 """The conv spreadsheet, checked from outside: its formulas evaluated by the independent `formulas` engine and compared
-with PyTorch, its precedents followed by a regex parser and compared with `receptive_field`, its errors and its CLI."""
+with PyTorch, its precedents followed by a regex parser and compared with `receptive_field`, and its errors (its command is tested in test_cli.py)."""
 import os, re, subprocess, sys
 
 os.environ['MINICONV_OFFLINE'] = '1'
@@ -13,7 +13,6 @@ from torch.testing import assert_close
 from miniconv.data import load_mnist
 from miniconv.receptive_field import field_bounds, receptive_field
 from miniconv.spreadsheet import conv_spreadsheet
-from miniconv.cli import miniconv_sheet
 
 # A reference is an optional $, 1-3 letters, optional $, digits; optionally ':' and a second one.
 REF = re.compile(r"(?<![A-Za-z0-9_])\$?([A-Z]{1,3})\$?(\d+)(?::\$?([A-Z]{1,3})\$?(\d+))?(?![A-Za-z0-9_(])")
@@ -135,39 +134,3 @@ def test_bad_input(tmp_path, digit):
     assert not (tmp_path/'b.xlsx').exists()
     conv_spreadsheet(digit[:7, :7], k, k, tmp_path/'ok.xlsx')  # exactly the receptive field is fine: one conv2 cell
     assert len(region(load_workbook(tmp_path/'ok.xlsx'), 'conv2')) == 1
-
-def test_cli_writes_default(tmp_path, monkeypatch, capsys, digit):
-    "In-process, as the console script runs it: no flags writes conv-example.xlsx in the current folder"
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, 'argv', ['miniconv_sheet'])
-    assert miniconv_sheet() is None  # the console-script wrapper passes a return value to sys.exit
-    wb = load_workbook(tmp_path/'conv-example.xlsx')
-    assert len(region(wb, 'conv2')) == 6 and 'conv-example.xlsx' in capsys.readouterr().out
-    ws = wb['conv']
-    assert ws.freeze_panes is not None and ws.conditional_formatting and ws.column_dimensions['B'].width > 0
-
-@pytest.mark.parametrize('flags,msg', [(['--stride', '0'], 'stride must be a positive integer, got stride=0'),
-                                       (['--padding', '-2'], 'padding must be a non-negative integer, got padding=-2'),
-                                       (['--stride', 'two'], "invalid int value: 'two'"),
-                                       (['--path', 'x.csv'], 'must end in .xlsx'),
-                                       (['--idx', '-1'], 'idx must be a non-negative integer, got idx=-1'),
-                                       (['--bogus'], 'unrecognized arguments: --bogus')])
-def test_cli_bad_flags(tmp_path, monkeypatch, capsys, flags, msg):
-    "In-process: bad flags exit 2 with usage and the reason, before any file is written"
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, 'argv', ['miniconv_sheet', *flags])
-    with pytest.raises(SystemExit) as e: miniconv_sheet()
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and 'usage: miniconv_sheet' in err and msg in err, err
-    assert list(tmp_path.iterdir()) == []
-
-def test_cli_bad_flag_no_traceback(tmp_path):
-    "A real process, started the way a console-script wrapper starts it: exit 2, usage, no traceback, no file"
-    # `python -c` would not do: fastcore's call_parse only parses sys.argv when called from a module file
-    (tmp_path/'bin').mkdir()
-    script = tmp_path/'bin'/'miniconv_sheet'
-    script.write_text('import sys\nfrom miniconv.cli import miniconv_sheet\nsys.exit(miniconv_sheet())\n')
-    r = subprocess.run([sys.executable, str(script), '--stride', '0'], cwd=tmp_path, env={**os.environ, 'MINICONV_OFFLINE': '1'},
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and 'usage: miniconv_sheet' in r.stderr and 'stride must be' in r.stderr, r.stderr
-    assert 'Traceback' not in r.stderr and not (tmp_path/'conv-example.xlsx').exists()

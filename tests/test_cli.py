@@ -1,12 +1,14 @@
-"The `miniconv_train` command and checkpoints: bad flags, a tiny real run, and damaged or hostile checkpoint files."
-import os, pickle, re, subprocess, sys
+"""The three console commands, run as a user runs them: bad flags exit 2 with the usage and no traceback, before any
+work; a tiny real training run writes a checkpoint that `load_model` reads; the spreadsheet command writes its workbook."""
+import os, re, subprocess, sys
 from pathlib import Path
 
 import pytest
 import torch
+from openpyxl import load_workbook
 
-from miniconv.checkpoint import CheckpointError, load_model, save_model
-from miniconv.cnn import simple_cnn
+from miniconv.checkpoint import load_model
+from test_spreadsheet import region
 
 # What the installed console script runs: its return value goes to sys.exit, so a success must return None.
 CMD = [sys.executable, '-c', 'import sys; from miniconv.cli import miniconv_train; sys.exit(miniconv_train())']
@@ -93,47 +95,42 @@ def test_tiny_simple_run_in_process(tmp_path, monkeypatch, capsys):
     pct = float(re.search(r'validation accuracy ([\d.]+)%', out).group(1))
     assert abs(torch.load(ck, weights_only=True)['meta']['accuracy']*100 - pct) < 0.006
 
-def test_missing_checkpoint(tmp_path):
-    with pytest.raises(FileNotFoundError, match='no such checkpoint'): load_model(tmp_path/'missing.pt')
 
-def test_corrupt_checkpoints(tmp_path):
-    good = tmp_path/'good.pt'
-    save_model(simple_cnn(), good, 'simple')
-    assert load_model(good)(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    data = good.read_bytes()
-    cases = {'empty.pt': b'', 'text.pt': b'hello, I am not a checkpoint', 'truncated.pt': data[:len(data)//2],
-             'flipped.pt': data[:100] + bytes(b ^ 0xff for b in data[100:400]) + data[400:]}
-    for name, b in cases.items():
-        (tmp_path/name).write_bytes(b)
-        with pytest.raises(CheckpointError, match='not a readable miniconv checkpoint'): load_model(tmp_path/name)
-    torch.save([1, 2, 3], tmp_path/'list.pt')
-    with pytest.raises(CheckpointError, match='not a miniconv checkpoint'): load_model(tmp_path/'list.pt')
-    sd = simple_cnn().state_dict()
-    torch.save(dict(format='miniconv-checkpoint', version=1, arch='resnet', state_dict=sd, meta={}), tmp_path/'arch.pt')
-    with pytest.raises(CheckpointError, match="'resnet'"): load_model(tmp_path/'arch.pt')
-    torch.save(dict(format='miniconv-checkpoint', version=1, arch='better', state_dict=sd, meta={}), tmp_path/'mismatch.pt')
-    with pytest.raises(CheckpointError, match="don't fit the 'better' model"): load_model(tmp_path/'mismatch.pt')
+# miniconv_sheet
+from miniconv.cli import miniconv_sheet
 
-class _Evil:
-    "Unpickling this would create a file: a checkpoint that runs code"
-    def __init__(self, fn): self.fn = fn
-    def __reduce__(self): return (Path.touch, (Path(self.fn),))
+def test_cli_writes_default(tmp_path, monkeypatch, capsys):
+    "In-process, as the console script runs it: no flags writes conv-example.xlsx in the current folder"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['miniconv_sheet'])
+    assert miniconv_sheet() is None  # the console-script wrapper passes a return value to sys.exit
+    wb = load_workbook(tmp_path/'conv-example.xlsx')
+    assert len(region(wb, 'conv2')) == 6 and 'conv-example.xlsx' in capsys.readouterr().out
+    ws = wb['conv']
+    assert ws.freeze_panes is not None and ws.conditional_formatting and ws.column_dimensions['B'].width > 0
 
-def test_checkpoint_cannot_run_code(tmp_path):
-    flag = tmp_path/'pwned'
-    evil = tmp_path/'evil.pt'
-    torch.save(dict(format='miniconv-checkpoint', version=1, arch='simple', state_dict=simple_cnn().state_dict(), meta={'x': _Evil(flag)}), evil)
-    with pytest.raises(CheckpointError, match='not a readable miniconv checkpoint'): load_model(evil)
-    assert not flag.exists()
-    # and the file really is hostile: a plain unpickle would have run it
-    torch.load(evil, weights_only=False)
-    assert flag.exists()
+@pytest.mark.parametrize('flags,msg', [(['--stride', '0'], 'stride must be a positive integer, got stride=0'),
+                                       (['--padding', '-2'], 'padding must be a non-negative integer, got padding=-2'),
+                                       (['--stride', 'two'], "invalid int value: 'two'"),
+                                       (['--path', 'x.csv'], 'must end in .xlsx'),
+                                       (['--idx', '-1'], 'idx must be a non-negative integer, got idx=-1'),
+                                       (['--bogus'], 'unrecognized arguments: --bogus')])
+def test_cli_bad_flags(tmp_path, monkeypatch, capsys, flags, msg):
+    "In-process: bad flags exit 2 with usage and the reason, before any file is written"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['miniconv_sheet', *flags])
+    with pytest.raises(SystemExit) as e: miniconv_sheet()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and 'usage: miniconv_sheet' in err and msg in err, err
+    assert list(tmp_path.iterdir()) == []
 
-def test_load_model_uses_weights_only(monkeypatch, tmp_path):
-    seen = {}
-    real = torch.load
-    def spy(*a, **kw): seen.update(kw); return real(*a, **kw)
-    monkeypatch.setattr(torch, 'load', spy)
-    save_model(simple_cnn(), tmp_path/'m.pt', 'simple')
-    load_model(tmp_path/'m.pt')
-    assert seen.get('weights_only') is True
+def test_cli_bad_flag_no_traceback(tmp_path):
+    "A real process, started the way a console-script wrapper starts it: exit 2, usage, no traceback, no file"
+    # `python -c` would not do: fastcore's call_parse only parses sys.argv when called from a module file
+    (tmp_path/'bin').mkdir()
+    script = tmp_path/'bin'/'miniconv_sheet'
+    script.write_text('import sys\nfrom miniconv.cli import miniconv_sheet\nsys.exit(miniconv_sheet())\n')
+    r = subprocess.run([sys.executable, str(script), '--stride', '0'], cwd=tmp_path, env={**os.environ, 'MINICONV_OFFLINE': '1'},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'usage: miniconv_sheet' in r.stderr and 'stride must be' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr and not (tmp_path/'conv-example.xlsx').exists()
