@@ -1,31 +1,46 @@
 # miniconv: two commands on a fresh machine (Python 3.11, make, git):
 #   make docs   set up, export, build the site into _docs/
 #   make test   set up, then every check
+# On a fresh clone, `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu` (or `make test TORCH_INDEX=...`)
+# takes torch and torchvision from PyTorch's CPU-only wheel index instead of PyPI's default (CUDA) build.
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
+TORCH_INDEX ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install docs test sync clean-check readme-check chromium nbtest pytest lab serve clean
+.PHONY: install docs readme preview test sync clean-check readme-check chromium nbtest pytest lab serve clean
 
+# A TORCH_INDEX given once .venv is set up can't swap the torch it has: say so rather than ignore it.
 install: $(STAMP)
+	@if [ -n "$(TORCH_INDEX)" ] && [ "$$(cat $(VENV)/.torch-index 2>/dev/null)" != "$(TORCH_INDEX)" ]; then \
+	  echo "note: .venv has torch from $$(cat $(VENV)/.torch-index 2>/dev/null | grep . || echo PyPI); for TORCH_INDEX=$(TORCH_INDEX): rm -rf $(VENV) && make install TORCH_INDEX=$(TORCH_INDEX)"; fi
 
-# Re-install whenever the project's own install files change.
+# Re-install whenever the project's own install files change. With TORCH_INDEX, torch and torchvision come from
+# that index first, and pip then keeps them for the project's requirements.
 $(STAMP): settings.ini setup.py pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	test -x $(BIN)/python || { $(PY) -m venv $(VENV) && echo "$(TORCH_INDEX)" > $(VENV)/.torch-index; }
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install -q torch torchvision --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-# The site from the notebooks' saved outputs (nbdev's processing + smalldocs, or nbdev_docs when quarto is on PATH),
+# The site from the notebooks' saved outputs (nbdev's processing, then smalldocs, or Quarto when it is on PATH),
 # and README.md from nbs/index.ipynb: see tools/build_docs.py.
 docs: install
 	$(BIN)/nbdev_export
 	$(BIN)/python tools/build_docs.py
+
+# README.md alone, from nbs/index.ipynb (what nbdev_readme does with Quarto).
+readme: install
+	$(BIN)/python tools/build_docs.py --readme_only
+
+# Build the site, then serve it (what nbdev_preview does with Quarto, without its live reload).
+preview: docs serve
 
 # The checks, in order: library in sync, notebooks clean, README current, notebooks run, pytest (with the browser).
 test: install sync clean-check readme-check chromium nbtest pytest

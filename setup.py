@@ -26,7 +26,7 @@ readme = Path(__file__).parent/'README.md'
 setuptools.setup(
     name=cfg['lib_name'],
     license=lic[0],
-    classifiers=[f"Development Status :: {statuses[int(cfg['status'])]}",
+    classifiers=[f"Development Status :: {statuses[int(cfg['status']) - 1]}",  # status = 3 is '3 - Alpha'
                  f"Intended Audience :: {cfg['audience'].title()}",
                  f"License :: {lic[1]}",
                  f"Natural Language :: {cfg['language'].title()}"]

@@ -16,10 +16,12 @@ from torchvision.io import read_image, ImageReadMode
 from torchvision.transforms.v2.functional import resize
 
 from .checks import check_conv, add_param_docs
-from .plotting import show_image, subplots
+from .plotting import show_image, subplots, set_alt
+from .kernels import corr2d, _corr2d
+from .strides_padding import conv_out_size
 
 # %% auto #0
-__all__ = ['PHOTO_NAME', 'photo_path', 'to_rgb', 'load_photo', 'show_channels', 'corr2d', 'channel_responses', 'channelwise_conv',
+__all__ = ['PHOTO_NAME', 'photo_path', 'to_rgb', 'load_photo', 'show_channels', 'channel_responses', 'channelwise_conv',
            'conv_nparams']
 
 # %% ../nbs/10_color.ipynb #ba46f484
@@ -46,8 +48,8 @@ def to_rgb(im:torch.Tensor # Image shaped [H,W], [C,H,W] or [N,C,H,W] with C in 
     return im
 
 # %% ../nbs/10_color.ipynb #7408619a
-def load_photo(path=None,         # Image file to read; the matplotlib sample photo if None
-               scale:float=1.0    # Resize factor for height and width, in (0, 1]
+def load_photo(path:str|Path|None=None, # Image file to read; the matplotlib sample photo if None
+               scale:float=1.0,               # Resize factor for height and width, in (0, 1]
               ) -> torch.Tensor:
     "An RGB photo as a `uint8` tensor shaped [3,H,W]"
     if not 0 < scale <= 1: raise ValueError(f"load_photo wants 0 < scale <= 1, got scale={scale}")
@@ -74,37 +76,35 @@ def show_channels(im:torch.Tensor, # Image shaped [H,W] or [C,H,W] with C in 1..
     _, axs = subplots(1, 3, **kwargs)
     for ch, ax, cmap, name in zip(im, axs[0], ('Reds', 'Greens', 'Blues'), ('red', 'green', 'blue')):
         show_image(top-ch if invert else ch, ax=ax, cmap=cmap, title=name)
+    set_alt(axs[0, 0], f"The red, green and blue planes of an image side by side, each in a colour map of its own colour"
+                       f"{', light where the channel is bright' if invert else ''}.")
     return axs[0]
 
-# %% ../nbs/10_color.ipynb #a0519cf8
-def corr2d(x:torch.Tensor, # Image(s) shaped [..., H, W]
-           k:torch.Tensor  # Kernel shaped [kh, kw]
-          ) -> torch.Tensor:
-    "2-D convolution (no flip, no padding, stride 1) of every [H,W] plane of `x` with `k`"
-    if k.ndim != 2: raise ValueError(f"corr2d wants a kernel shaped [kh,kw], got shape {tuple(k.shape)}")
-    if x.ndim < 2: raise ValueError(f"corr2d wants x shaped [..., H, W], got shape {tuple(x.shape)}")
-    (kh, kw), (h, w) = k.shape, x.shape[-2:]
-    if kh > h or kw > w: raise ValueError(f"kernel {kh}x{kw} is larger than the {h}x{w} image")
-    oh, ow = h-kh+1, w-kw+1
-    return sum(k[i, j]*x[..., i:i+oh, j:j+ow] for i in range(kh) for j in range(kw))
-
 # %% ../nbs/10_color.ipynb #bb2cec33
+def _responses(x, weight):
+    "`channel_responses` without the checks"
+    nf, ni, kh, kw = weight.shape
+    res = x.new_empty(*x.shape[:-3], nf, ni, conv_out_size(x.shape[-2], kh), conv_out_size(x.shape[-1], kw))
+    for o in range(nf):
+        for i in range(ni): res[..., o, i, :, :] = _corr2d(x[..., i, :, :], weight[o, i])
+    return res
+
 def channel_responses(x:torch.Tensor,     # Input shaped [ch_in,H,W] or [N,ch_in,H,W]
                       weight:torch.Tensor # Kernels shaped [ch_out,ch_in,kh,kw]
                      ) -> torch.Tensor:
     "Each kernel `weight[o,i]` applied to its own input channel: [(N,) ch_out, ch_in, H', W']"
     check_conv(x, weight, unbatched=True)
-    nf, ni = weight.shape[:2]
-    return torch.stack([torch.stack([corr2d(x[..., i, :, :], weight[o, i]) for i in range(ni)], -3)
-                        for o in range(nf)], -4)
+    return _responses(x, weight)
 
-def channelwise_conv(x:torch.Tensor,      # Input shaped [ch_in,H,W] or [N,ch_in,H,W]
-                     weight:torch.Tensor, # Kernels shaped [ch_out,ch_in,kh,kw]
-                     bias=None            # Optional bias shaped [ch_out]
+def channelwise_conv(x:torch.Tensor,               # Input shaped [ch_in,H,W] or [N,ch_in,H,W]
+                     weight:torch.Tensor,          # Kernels shaped [ch_out,ch_in,kh,kw]
+                     bias:torch.Tensor|None=None,  # Optional bias shaped [ch_out]
                     ) -> torch.Tensor:
     "Multi-channel convolution: a 2-D convolution per input channel, summed over channels, plus bias"
     check_conv(x, weight, bias, unbatched=True)
-    res = channel_responses(x, weight).sum(-3)
+    res = _responses(x, weight)
+    if x.shape[-3] == 0: return x.new_empty(*x.shape[:-3], 0, *res.shape[-2:])  # as F.conv2d: no input channels, no output channels
+    res = res.sum(-3)
     return res if bias is None else res + bias[:, None, None]
 
 # %% ../nbs/10_color.ipynb #723811a4

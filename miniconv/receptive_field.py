@@ -6,13 +6,18 @@
 from __future__ import annotations
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from torch import nn
 
-from .checks import add_param_docs
+from .checks import check_2d, add_param_docs
+from .cnn import simple_cnn
+from .data import load_mnist
+from .plotting import show_image, set_alt
 from .strides_padding import conv_out_size
 
 # %% auto #0
-__all__ = ['RF_COLUMNS', 'receptive_field', 'field_bounds']
+__all__ = ['RF_COLUMNS', 'receptive_field', 'field_bounds', 'central_unit', 'draw_box', 'unit_fields', 'rf_explorer']
 
 # %% ../nbs/08_receptive_field.ipynb #b545767a
 def _leaves(model, prefix=''):
@@ -33,32 +38,31 @@ def _ax(v, axis):
 
 def _geometry(m, name, n, axis, flat):
     "`(ks, stride, pad_before, pad_after, dilation, ceil_mode)` of layer `m` along `axis`, on `n` input positions"
-    if isinstance(m, (nn.Flatten, *_ELEMENTWISE)): return 1, 1, 0, 0, 1, False
-    if isinstance(m, nn.Linear):
-        if not flat and n != 1: raise ValueError(f"layer {name!r} is an nn.Linear on a grid {n} wide with no nn.Flatten before it; receptive_field can't place it")
+    def err(why): return ValueError(f"layer {name!r} ({type(m).__name__}) {why}")
+    if isinstance(m, (nn.Flatten, *_ELEMENTWISE)): return 1, 1, 0, 0, 1, False  # each position on its own
+    if isinstance(m, nn.Linear):  # one window over all `n` positions that are left
+        if not flat and n != 1: raise err(f"works on a grid {n} wide with no nn.Flatten before it; receptive_field can't place it")
         return n, 1, 0, 0, 1, False
-    if flat: raise ValueError(f"layer {name!r} ({type(m).__name__}) comes after nn.Flatten, where there is no grid left")
+    if flat: raise err("comes after nn.Flatten, where there is no grid left")
     if isinstance(m, nn.Conv2d):
-        if m.padding_mode == 'circular': raise ValueError(f"layer {name!r} uses padding_mode='circular', which wraps around the image; receptive_field can't handle that")
+        if m.padding_mode == 'circular': raise err("uses padding_mode='circular', which wraps around the image")
         ks, st, d = _ax(m.kernel_size, axis), _ax(m.stride, axis), _ax(m.dilation, axis)
-        if m.padding == 'valid': p = (0, 0)
-        elif m.padding == 'same': p = (d*(ks-1)//2, d*(ks-1) - d*(ks-1)//2)
+        if m.padding == 'valid': p = 0, 0
+        elif m.padding == 'same': p = d*(ks-1)//2, d*(ks-1) - d*(ks-1)//2  # PyTorch puts the odd one after
         else: p = (_ax(m.padding, axis),)*2
         return ks, st, *p, d, False
-    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-        ks, p = _ax(m.kernel_size, axis), _ax(m.padding, axis)
-        st = _ax(m.stride or m.kernel_size, axis)
+    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):  # AvgPool2d has no dilation
+        ks, st, p = _ax(m.kernel_size, axis), _ax(m.stride or m.kernel_size, axis), _ax(m.padding, axis)
         return ks, st, p, p, _ax(getattr(m, 'dilation', 1), axis), m.ceil_mode
     if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-        o = m.output_size if isinstance(m.output_size, int) else m.output_size[axis]
-        o = n if o is None else o
-        if n % o: raise ValueError(f"layer {name!r} ({type(m).__name__}) pools {n} positions into {o} windows of unequal size; use an input whose size here is a multiple of {o}")
+        o = _ax(m.output_size, axis) or n  # None keeps the size
+        if n % o: raise err(f"pools {n} positions into {o} windows of unequal size; use an input whose size here is a multiple of {o}")
         return n//o, n//o, 0, 0, 1, False
     if isinstance(m, (nn.ZeroPad2d, nn.ConstantPad2d)):
         l, r, t, b = m.padding
         return (1, 1, t, b, 1, False) if axis == 0 else (1, 1, l, r, 1, False)
-    raise ValueError(f"receptive_field doesn't know layer {name!r} ({type(m).__name__}). It handles Conv2d, MaxPool2d, AvgPool2d, "
-                     "adaptive pools with even windows, ZeroPad2d, element-wise activations, batchnorm, dropout, Flatten, Linear and nested nn.Sequential")
+    raise err("is not a layer receptive_field knows. It handles Conv2d, MaxPool2d, AvgPool2d, adaptive pools with even windows, "
+              "ZeroPad2d, element-wise activations, batchnorm, dropout, Flatten, Linear and nested nn.Sequential")
 
 # %% ../nbs/08_receptive_field.ipynb #304ca371
 RF_COLUMNS = ['name', 'layer', 'ks', 'stride', 'pad', 'dilation', 'out', 'size', 'jump', 'start']
@@ -87,13 +91,128 @@ def receptive_field(model:nn.Module, # An `nn.Sequential` (may be nested) or a s
 # %% ../nbs/08_receptive_field.ipynb #05b18b08
 def field_bounds(row,        # A row of `receptive_field`'s table
                  i:int,      # Index of the unit along the axis
-                 n:int=None, # Input length; if given, clip the bounds to `[0, n-1]`
+                 n:int|None=None, # Input length; if given, clip the bounds to `[0, n-1]`
                 ) -> tuple:
     "First and last input position (inclusive) seen by unit `i` of the layer in `row`"
     c, r = row['start'] + i*row['jump'], (row['size']-1)/2
     lo, hi = round(c - r), round(c + r)
     if n is not None: lo, hi = max(lo, 0), min(hi, n-1)
     return lo, hi
+
+# %% ../nbs/08_receptive_field.ipynb #584cba10
+def central_unit(row,   # A row of `receptive_field`'s table
+                 n:int, # Input length along the row's axis
+                ) -> int:
+    "Index of the unit of `row`'s layer whose field is centred nearest the middle of `n` input positions"
+    return min(range(int(row['out'])), key=lambda i: abs(row['start'] + i*row['jump'] - (n-1)/2))
+
+def draw_box(ax,         # Axis showing an image or a grid
+             rows:tuple, # First and last row inside the box
+             cols:tuple, # First and last column inside the box
+             **kwargs):  # Passed to `matplotlib.patches.Rectangle`, e.g. `color`
+    "Draw a frame around the cells `rows[0]..rows[1]` by `cols[0]..cols[1]` (inclusive) on `ax`"
+    (r0, r1), (c0, c1) = rows, cols
+    ax.add_patch(Rectangle((c0-.5, r0-.5), c1-c0+1, r1-r0+1, fill=False, **{'lw': 2, **kwargs}))
+
+# %% ../nbs/08_receptive_field.ipynb #08489ffa
+def unit_fields(model:nn.Module, # An `nn.Sequential` CNN
+                input_size,      # Input height and width: an int for a square image, or `(h, w)`
+                name:str,        # The layer, by its name in `receptive_field`'s table
+                i:int,           # The unit's row in that layer's output
+                j:int,           # The unit's column
+               ) -> dict:
+    "`{grid: ((r0, r1), (c0, c1))}`: the block that unit `(i, j)` of layer `name` reads in the input and after every earlier layer"
+    layers = [m for _, m in _leaves(model)]
+    rh, rw = receptive_field(model, input_size, 0), receptive_field(model, input_size, 1)
+    names = list(rh['name'])
+    if name not in names[1:]: raise ValueError(f"model has no layer {name!r}; its layers are {names[1:]}")
+    k = names.index(name)
+    if not (0 <= i < rh['out'][k] and 0 <= j < rw['out'][k]):
+        raise ValueError(f"unit ({i}, {j}) is outside the {rh['out'][k]}x{rw['out'][k]} output of layer {name!r}")
+    res = {}
+    for a in range(k):  # row `a` of the table is the grid that layer `a` (counted from 0) reads
+        hw, sub = (int(rh['out'][a]), int(rw['out'][a])), nn.Sequential(*layers[a:k])
+        fh, fw = receptive_field(sub, hw, 0).iloc[-1], receptive_field(sub, hw, 1).iloc[-1]
+        res[names[a]] = field_bounds(fh, i, hw[0]), field_bounds(fw, j, hw[1])
+    res[name] = (i, i), (j, j)
+    return res
+
+# %% ../nbs/08_receptive_field.ipynb #acef6d91
+def _person_at_frontend() -> bool:
+    "Was the running cell sent by a Jupyter front-end that can answer `input()` (e.g. JupyterLab), not a headless runner?"
+    try: from IPython import get_ipython
+    except ImportError: return False
+    k = getattr(get_ipython(), 'kernel', None)  # plain Python and nbdev_test (execnb) have no kernel
+    return k is not None and bool(k.get_parent().get('content', {}).get('allow_stdin'))
+
+def _maps(model, img):
+    "`{name: 2-D map}`: `img`, and the channel mean after every layer of `model` that keeps a grid"
+    p = next(model.parameters(), None)
+    x, res = img[None, None].to(p.dtype if p is not None else torch.float32), {'input': img}
+    with torch.no_grad():
+        for name, m in _leaves(model):
+            x = m(x)
+            if x.ndim == 4: res[name] = x[0].mean(0)
+    return res
+
+def _unit_figure(model, img, convs, k, i, j, maps):
+    "A figure of what unit `(i, j)` of conv `convs[k]` reads in the input and in each conv's output up to it"
+    boxes, shown = unit_fields(model, tuple(img.shape), convs[k], i, j), ['input', *convs[:k+1]]
+    fig = Figure(figsize=(2.2*len(shown), 2.6))
+    desc = []
+    for ax, nm in zip(fig.subplots(1, len(shown), squeeze=False)[0], shown):
+        (r0, r1), (c0, c1) = boxes[nm]
+        what = 'input' if nm == 'input' else f"conv {convs.index(nm)+1}"
+        where = f"unit ({i}, {j})" if nm == convs[k] else f"rows {r0}–{r1}, cols {c0}–{c1}"
+        show_image(maps[nm], ax=ax, title=f"{what} {maps[nm].shape[0]}×{maps[nm].shape[1]}\n{where}")
+        draw_box(ax, (r0, r1), (c0, c1), color='C1')
+        desc.append(f"{what}, rows {r0} to {r1} and columns {c0} to {c1}")
+    set_alt(fig, f"{len(shown)} panels, the image and the outputs of conv 1 to {k+1}, each framing what unit ({i}, {j}) "
+                 f"of conv {k+1} reads there: " + '; '.join(desc[:-1]))
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/08_receptive_field.ipynb #48b23aae
+def rf_explorer(model:nn.Module|None=None,  # A sequential CNN; default: an untrained `simple_cnn()`
+                img:torch.Tensor|None=None, # A 2-D image; default: the first validation digit
+                layer:int=3,                # The convolution to start at (1 is the first)
+                unit:tuple|None=None,       # Its unit `(i, j)`; default: the one nearest the centre
+                live:bool|None=None,        # Sliders (True) or one figure (False); default: sliders if a person runs the cell
+               ):
+    "Sliders to pick a unit of any convolution of `model` and see what it reads on `img`, layer by layer; or one static figure"
+    if model is None: model = simple_cnn()
+    if img is None: img = load_mnist(verbose=False).x_valid[0].view(28, 28)
+    h, w = check_2d(img, 'img').shape
+    rh, rw = receptive_field(model, (h, w), 0), receptive_field(model, (h, w), 1)
+    rows = list(rh.index[rh['layer'] == 'Conv2d'])
+    if not rows: raise ValueError("model has no nn.Conv2d layer to explore")
+    if not 1 <= layer <= len(rows): raise ValueError(f"layer must be 1 to {len(rows)} (the model's convolutions), got layer={layer}")
+    convs, maps = list(rh['name'][rows]), _maps(model, img)
+    def centre(k): return central_unit(rh.loc[rows[k]], h), central_unit(rw.loc[rows[k]], w)
+    i, j = unit or centre(layer-1)
+    unit_fields(model, (h, w), convs[layer-1], i, j)  # a ValueError if the unit is outside the grid
+    if not (_person_at_frontend() if live is None else live): return _unit_figure(model, img, convs, layer-1, i, j, maps)
+
+    import ipywidgets as W
+    from IPython.display import clear_output, display
+    s_k = W.IntSlider(layer, min=1, max=len(rows), description='conv')
+    s_i = W.IntSlider(i, min=0, max=rh['out'][rows[layer-1]]-1, description='row')
+    s_j = W.IntSlider(j, min=0, max=rw['out'][rows[layer-1]]-1, description='column')
+    note, out, moving = W.Label(), W.Output(), [False]
+    def draw(_=None):
+        if moving[0]: return  # the layer slider is resetting the unit: draw once, after
+        fig = _unit_figure(model, img, convs, s_k.value-1, s_i.value, s_j.value, maps)
+        note.value = fig.miniconv_alt
+        with out: clear_output(wait=True); display(fig)
+    def new_layer(_):
+        moving[0] = True
+        s_i.max, s_j.max = rh['out'][rows[s_k.value-1]]-1, rw['out'][rows[s_k.value-1]]-1
+        s_i.value, s_j.value = centre(s_k.value-1)
+        moving[0] = False
+        draw()
+    s_k.observe(new_layer, 'value'); s_i.observe(draw, 'value'); s_j.observe(draw, 'value')
+    draw()
+    return W.VBox([W.HBox([s_k, s_i, s_j]), note, out])
 
 # %% ../nbs/08_receptive_field.ipynb #4f234fb2
 add_param_docs(__name__)

@@ -16,20 +16,12 @@ from openpyxl.utils import absolute_coordinate, get_column_letter, quote_sheetna
 from openpyxl.utils.cell import range_boundaries
 from openpyxl.workbook.defined_name import DefinedName
 
-from .checks import as_int, check_out_path, add_param_docs
+from .checks import as_int, check_out_path, atomic_write, add_param_docs
 from .kernels import top_edge, left_edge
 from .strides_padding import conv_out_size
 
 # %% auto #0
-__all__ = ['stacked_rf', 'conv_spreadsheet', 'named_cells', 'precedents', 'trace_precedents']
-
-# %% ../nbs/09_spreadsheet.ipynb #6dde2aea
-def stacked_rf(ks1:int,   # Kernel size of the first layer
-               ks2:int,   # Kernel size of the second layer
-               stride=2,  # Stride of the first layer
-              ) -> int:
-    "Input cells, along one axis, that one cell of the second of two stacked convolutions depends on"
-    return ks1 + (ks2-1)*stride
+__all__ = ['conv_spreadsheet', 'named_cells', 'precedents', 'trace_precedents']
 
 # %% ../nbs/09_spreadsheet.ipynb #7adff8fc
 def _as2d(x, what):
@@ -42,10 +34,14 @@ def _as2d(x, what):
     if not np.isfinite(a).all(): raise ValueError(f"{what} holds {int((~np.isfinite(a)).sum())} NaN or infinite values")
     return a
 
-def _check_args(stride, padding, path):
-    "Check `stride` and `padding`, and that `path` is an `.xlsx` file we can write; return it as a `Path`"
-    as_int(stride, 'stride', 1); as_int(padding, 'padding', 0)
-    return check_out_path(path, 'path', '.xlsx')
+def _layer_sizes(hw, kernels, s, p):
+    "`[(h, w)]` of the image, conv1 and conv2, from `conv_out_size`; or a ValueError naming the layer whose kernel doesn't fit"
+    res = [tuple(hw)]
+    for name, k in zip(('conv1', 'conv2'), kernels):
+        try: res.append(tuple(conv_out_size(n, ks, s, p) for n, ks in zip(res[-1], k.shape)))
+        except ValueError: raise ValueError(f"img is {hw[0]}x{hw[1]}, too small: {name}'s {k.shape[0]}x{k.shape[1]} kernel doesn't fit "
+                                             f"in its {res[-1][0]}x{res[-1][1]} input{f' padded by {p}' if p else ''} (stride {s})") from None
+    return res
 
 # %% ../nbs/09_spreadsheet.ipynb #c99d8f1d
 _SHEET = 'conv'
@@ -81,22 +77,20 @@ def _scale(ws, ref):
     ws.conditional_formatting.add(ref, ColorScaleRule(start_type='min', start_color='FFFFFF', end_type='max', end_color='F8696B'))
 
 # %% ../nbs/09_spreadsheet.ipynb #85be2b29
-def conv_spreadsheet(img,          # The image, a 2-D tensor or array (e.g. a 28x28 digit)
-                     k1,           # First kernel, 2-D
-                     k2,           # Second kernel, 2-D
-                     path,         # Where to write the `.xlsx` file
-                     stride=2,     # Stride of both convolutions
-                     padding=0,    # Zero padding of both convolutions
-                     title=None,   # Title in the top-left cell
+def conv_spreadsheet(img,                # The image, a 2-D tensor or array (e.g. a 28x28 digit)
+                     k1,                 # First kernel, 2-D
+                     k2,                 # Second kernel, 2-D
+                     path,               # Where to write the `.xlsx` file
+                     stride:int=2,       # Stride of both convolutions
+                     padding:int=0,      # Zero padding of both convolutions
+                     title:str|None=None, # Title in the top-left cell; default: what the sheet holds
                     ) -> Path:
     "Write `img` and two ReLU convolutions of it, as live formulas, to the workbook `path`"
-    path = _check_args(stride, padding, path)
+    path = check_out_path(path, 'path', '.xlsx')  # first, so a bad target costs nothing
+    s, p = as_int(stride, 'stride', 1), as_int(padding, 'padding', 0)
     x, k1, k2 = _as2d(img, 'img'), _as2d(k1, 'k1'), _as2d(k2, 'k2')
-    (h, w), (kh1, kw1), (kh2, kw2), s, p = x.shape, k1.shape, k2.shape, int(stride), int(padding)
-    rh, rw = stacked_rf(kh1, kh2, s), stacked_rf(kw1, kw2, s)
-    if h < rh or w < rw: raise ValueError(f"img is {h}x{w}, smaller than the {rh}x{rw} receptive field of the two layers (k1 {kh1}x{kw1}, k2 {kh2}x{kw2}, stride {s})")
-    h1, w1 = conv_out_size(h, kh1, s, p), conv_out_size(w, kw1, s, p)
-    h2, w2 = conv_out_size(h1, kh2, s, p), conv_out_size(w1, kw2, s, p)
+    (h, w), (h1, w1), (h2, w2) = _layer_sizes(x.shape, (k1, k2), s, p)
+    (kh1, kw1), (kh2, kw2) = k1.shape, k2.shape
     wb = Workbook(); ws = wb.active; ws.title = _SHEET
     # Rows: title, how-to, kernels, labels, column indices, then the three regions side by side
     rk = 5; rl = rk + max(kh1, kh2) + 1; top = rl + 2
@@ -138,8 +132,7 @@ def conv_spreadsheet(img,          # The image, a 2-D tensor or array (e.g. a 28
     ws.page_setup.orientation = 'landscape'  # print on one page wide
     ws.sheet_properties.pageSetUpPr.fitToPage = True; ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
     wb.calculation.fullCalcOnLoad = True
-    wb.save(path)
-    return path
+    return atomic_write(path, wb.save)
 
 # %% ../nbs/09_spreadsheet.ipynb #ecf09046
 def named_cells(wb, # An `openpyxl` workbook

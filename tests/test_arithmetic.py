@@ -10,6 +10,7 @@ from PIL import Image
 
 from miniconv.strides_padding import conv_out_size, conv_transpose_out_size, pool_out_size, same_padding
 from miniconv.strides_padding import conv_steps, slide_conv2d, conv_gif, show_conv, drawn_output
+from miniconv.strides_padding import COLUMN_PX, LABEL_PX, conv_alt, gif_html, text_px, _conv_canvas, _conv_show_step
 
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py
@@ -155,3 +156,98 @@ def test_gif_frames(tmp_path, h, w, ks, s, p, d):
     im = Image.open(io.BytesIO(b))
     assert im.format == 'GIF' and im.is_animated
     assert im.n_frames == conv_out_size(h, ks, s, p, d)*conv_out_size(w, ks, s, p, d)
+
+
+# Figures a learner can read: sizes on the page, arrows clear of the numbers, titles inside the frame, alt text
+
+def _xw(h, w, kh, kw, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 12, (h, w), generator=g).float(), torch.randint(-1, 2, (kh, kw), generator=g).float()
+
+# (input h, w), (kernel h, w), stride, padding, dilation, steps drawn: the chapter's figures and some larger ones
+FIGS = [((5, 5), (3, 3), 2, 1, 1, (0, 1, -1)), ((5, 5), (4, 4), 1, 2, 1, (0, -1)), ((4, 6), (2, 3), 1, 1, 1, (0, -1)),
+        ((5, 5), (3, 3), 1, 1, 2, (0, -1)), ((2, 2), (1, 1), 1, 0, 1, (0,)), ((9, 12), (3, 3), 1, 2, 1, (0, 1, 2)),
+        ((6, 7), (3, 3), 2, 1, 2, (4,))]
+
+
+@pytest.mark.parametrize('hw, khw, s, p, d, at', FIGS)
+def test_figure_labels_readable(hw, khw, s, p, d, at):
+    "Every label is at least 10 CSS pixels where the page shows the figure; the weights are `LABEL_PX`; alt text is set"
+    import matplotlib.pyplot as plt
+    x, k = _xw(*hw, *khw)
+    fig = show_conv(x, k, s, p, d, at=at)
+    sizes = text_px(fig)
+    assert min(px for _, px in sizes) >= 10, sorted(sizes, key=lambda t: t[1])[:3]
+    weights = {f"{v:g}" for v in k.flatten().tolist()}
+    assert min(px for t, px in sizes if t in weights) >= LABEL_PX - 0.01
+    assert fig.get_tightbbox().width*fig.dpi <= COLUMN_PX + 1  # shown at its natural size in the column
+    assert fig.miniconv_alt == conv_alt(x, k, s, p, d, at=[a % len(conv_steps(x, k, s, p, d)) for a in at])
+    assert f"{hw[0]}×{hw[1]} input" in fig.miniconv_alt and f"{khw[0]}×{khw[1]} kernel" in fig.miniconv_alt
+    plt.close(fig)
+
+
+def test_text_px_measures_shrinking():
+    "`text_px` is a measurement: a figure wider than the column shows its text smaller. `show_conv` makes up for it"
+    import matplotlib.pyplot as plt
+    figs = [plt.figure(figsize=(w, 1)) for w in (3, 3*COLUMN_PX/100)]  # fits the column, and three times too wide
+    for f in figs: f.text(0.02, 0.5, 'a label', fontsize=9, ha='left'); f.text(0.98, 0.5, 'another', fontsize=9, ha='right')
+    (_, narrow), (_, wide) = text_px(figs[0])[0], text_px(figs[1])[0]
+    assert narrow == pytest.approx(9*figs[0].dpi/72) and wide < narrow/2
+    x, k = _xw(5, 5, 3, 3)
+    big = show_conv(x, k, padding=1, at=(0,), imsize=0.6)  # 60-pixel cells: wider than the column, so the page shrinks it
+    assert big.get_figwidth()*big.dpi > COLUMN_PX and min(px for _, px in text_px(big)) >= 10
+    plt.close('all')
+
+
+@pytest.mark.parametrize('hw, khw, s, p, d, at, below', [(*f, False) for f in FIGS[:5]] + [(*f, True) for f in FIGS[:3:2]])
+def test_arrow_never_covers_a_number(hw, khw, s, p, d, at, below):
+    "At every step, the arrow from the window to its output cell crosses no text: values, weights or captions"
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.path import Path
+    from matplotlib.transforms import Bbox
+    x, k = _xw(*hw, *khw)
+    steps = conv_steps(x, k, s, p, d)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    r = fig.canvas.get_renderer()
+    a = _conv_canvas(ax, x, k, steps, p, below=below)  # drawn once, as conv_gif does; every output value shown at every step
+    for n in range(len(steps)):
+        _conv_show_step(ax, a, n)
+        arrows = [a for a in ax.patches if isinstance(a, FancyArrowPatch)]
+        assert len(arrows) == 1
+        path = arrows[0].get_transform().transform_path(arrows[0].get_path())
+        lines = [Path(v) for v in path.to_polygons(closed_only=False)]  # the shaft and the head, in display pixels
+        crosses = lambda bb: any(l.intersects_bbox(bb, filled=False) for l in lines)
+        hit = [t.get_text() for t in ax.texts if crosses(t.get_window_extent(r))]
+        assert not hit, (hw, khw, s, p, d, below, n, hit)
+        # it enters the output cell of this step, and the inside of no other output cell
+        def inner(t, m): # An output value's text; margin in cells
+            (cx, cy) = t.get_position()
+            return Bbox(ax.transData.transform([(cx - .5 + m, cy - .5 + m), (cx + .5 - m, cy + .5 - m)]))
+        outs = {t.get_gid(): t for t in ax.texts if (t.get_gid() or '').startswith('out ')}
+        me = outs.pop(f"out {steps[n].i} {steps[n].j}")
+        assert crosses(inner(me, 0.05))
+        assert not [g for g, t in outs.items() if crosses(inner(t, 0.1))], (n, steps[n])
+    plt.close(fig)
+
+
+@pytest.mark.parametrize('h, w, ks, s, p, d', [(5, 5, 3, 2, 1, 1), (2, 2, 1, 1, 0, 1), (1, 3, 1, 3, 0, 1), (4, 4, 2, 1, 0, 2)])
+def test_gif_titles_inside_the_frame(tmp_path, h, w, ks, s, p, d):
+    "No title is clipped: the outer columns of every frame stay blank, even when the drawing is narrower than the title"
+    import numpy as np
+    from PIL import ImageSequence
+    x, k = _xw(h, w, ks, ks)
+    im = Image.open(io.BytesIO(conv_gif(x, k, s, p, d, fname=tmp_path/'c.gif')))
+    assert im.size[0] <= COLUMN_PX
+    for f in ImageSequence.Iterator(im):
+        a = np.asarray(f.convert('L'))
+        assert a[:, :3].min() == 255 and a[:, -3:].min() == 255 and a[:2].min() == 255
+        assert a[: a.shape[0]//6].min() < 128  # and there is a title at the top
+
+
+def test_gif_html_alt():
+    "`gif_html` needs alt text, and escapes it"
+    with pytest.raises(TypeError): gif_html(b'GIF89a')
+    h = gif_html(b'GIF89a', 'a "3×3" <kernel>', width=200).data
+    assert 'alt="a &quot;3×3&quot; &lt;kernel&gt;"' in h and 'width="200"' in h and h.startswith('<img src="data:image/gif;base64,')
+    with pytest.raises(ValueError, match='width'): gif_html(b'GIF89a', 'x', width='100" onload="')

@@ -1,6 +1,7 @@
 """The docs site in a real browser: headless Chromium, driven over the Chrome DevTools protocol (websocket-client),
-loads every page from a local server and checks titles, the sidebar, pictures, internal links and search.
-Screenshots go to the git-ignored screenshots/ folder."""
+loads every page from a local server and checks titles, the sidebar, previous/next links, pictures and their alt
+text, maths, readable outputs, tables and link colours, internal links and search, and that no request leaves
+127.0.0.1. Screenshots go to the git-ignored screenshots/ folder."""
 import base64, functools, http.server, json, os, re, shutil, socket, subprocess, tempfile, threading, time
 import urllib.error, urllib.request
 from html.parser import HTMLParser
@@ -14,7 +15,9 @@ from test_docs import ROOT, built_site, nb_title, notebooks, page_of
 
 CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-         '--disable-sync', '--no-first-run']
+         '--disable-sync', '--no-first-run',
+         # a test never reaches the network: a name other than 127.0.0.1 fails at once (the requests are still recorded)
+         '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1']
 SHOTS = ROOT/'screenshots'
 SEARCH_TERM = 'conv2d'
 
@@ -102,7 +105,7 @@ def browser():
                     targets = [t for t in json.load(r) if t['type'] == 'page']
             except (urllib.error.URLError, ConnectionError, OSError): time.sleep(0.2)
         cdp = CDP(targets[0]['webSocketDebuggerUrl'])
-        cdp('Page.enable'); cdp('Runtime.enable')
+        cdp('Page.enable'); cdp('Runtime.enable'); cdp('Network.enable')
         cdp('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
         yield cdp
         cdp.close()
@@ -113,19 +116,50 @@ def browser():
         shutil.rmtree(prof, ignore_errors=True)
 
 # What each page shows, read once per page in the browser: the tests below check it.
-PAGE_JS = """(() => ({
-  title: document.title,
-  h1: (document.querySelector('h1') || {}).textContent || '',
-  sidebar: Array.from(document.querySelectorAll('#quarto-sidebar a[href]')).map(a => a.href),
-  imgs: Array.from(document.images).map(i => ({src: i.src.slice(0, 60), complete: i.complete, w: i.naturalWidth})),
-  links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
-  rawMath: Array.from(document.querySelectorAll('span.math')).filter(s => !s.querySelector('math'))
-    .map(s => s.textContent.slice(0, 80))
-}))()"""
+PAGE_JS = """(() => {
+  const rgba = c => { const m = c.match(/[\\d.]+/g).map(Number); return m.length > 3 ? m : [...m, 1]; };
+  const over = (f, b) => [0, 1, 2].map(i => f[i] * f[3] + b[i] * (1 - f[3]));
+  const lum = c => { const l = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+                     return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2]; };
+  const bg = e => { let c = [255, 255, 255, 1], layers = [];   // what is behind `e`: its own and its ancestors' backgrounds
+                    for (; e; e = e.parentElement) { const b = rgba(getComputedStyle(e).backgroundColor); if (b[3] > 0) layers.push(b); if (b[3] >= 1) break; }
+                    for (const b of layers.reverse()) c = [...over(b, c), 1];
+                    return c; };
+  const visible = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden'; };
+  const nav = document.querySelector('nav.page-navigation');
+  const nl = side => { const a = nav && nav.querySelector(`.nav-page-${side} a[href]`); return a ? a.href : null; };
+  return {
+    title: document.title,
+    h1: (document.querySelector('h1') || {}).textContent || '',
+    sidebar: Array.from(document.querySelectorAll('#quarto-sidebar a[href]')).map(a => a.href),
+    imgs: Array.from(document.images).map(i => ({src: i.src.slice(0, 60), complete: i.complete, w: i.naturalWidth,
+      alt: i.getAttribute('alt'), shown: i.getBoundingClientRect().width, attrW: i.getAttribute('width'),
+      room: i.parentElement.getBoundingClientRect().width})),
+    links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+    rawMath: Array.from(document.querySelectorAll('span.math')).filter(s => !s.querySelector('math'))
+      .map(s => s.textContent.slice(0, 80)),
+    prev: nl('previous'), next: nl('next'), hasNav: !!nav,
+    icon: (document.querySelector('link[rel~=icon]') || {}).href || null,
+    fontVar: getComputedStyle(document.documentElement).getPropertyValue('--bs-body-font-family').trim(),
+    contrast: Array.from(document.querySelectorAll('a[href]')).filter(a => a.textContent.trim() && visible(a)).map(a => {
+      const t = a.querySelector('code') || a;  // the element whose colour the text has
+      const f = rgba(getComputedStyle(t).color), b = bg(t), c = [...over(f, b), 1];
+      const [hi, lo] = [lum(c), lum(b)].sort((x, y) => y - x);
+      return {text: a.textContent.trim().slice(0, 40), ratio: (hi + 0.05) / (lo + 0.05), color: getComputedStyle(t).color};
+    }),
+    wideOutputs: Array.from(document.querySelectorAll('.cell-output pre')).filter(p => p.scrollWidth > p.clientWidth + 1)
+      .map(p => p.textContent.trim().slice(0, 80)),
+    tables: Array.from(document.querySelectorAll('table.dataframe')).map(t => ({
+      head: t.textContent.trim().slice(0, 60), width: t.getBoundingClientRect().width,
+      room: t.closest('.cell-output-display').getBoundingClientRect().width,
+      align: Array.from(t.querySelectorAll('th, td')).map(c => getComputedStyle(c).textAlign)
+        .filter(a => !['left', 'start'].includes(a))}))
+  };
+})()"""
 
 @pytest.fixture(scope='module')
 def pages(server, browser):
-    "Load every page once; return {page: what PAGE_JS read}, and save a screenshot of each"
+    "Load every page once; return {page: what PAGE_JS read, the requests it made}, and save a screenshot of each"
     base, _ = server
     SHOTS.mkdir(exist_ok=True)
     res = {}
@@ -133,9 +167,12 @@ def pages(server, browser):
         p = page_of(nb)
         browser.goto(base + p)
         info = browser.js(PAGE_JS)
-        info['exceptions'] = [e['params']['exceptionDetails'].get('text') for e in browser.events
-                              if e.get('method') == 'Runtime.exceptionThrown']
         browser.screenshot(SHOTS/(Path(p).stem + '.jpg'))  # whole page; JPEG is twice as fast to take as PNG
+        browser.js('document.fonts.ready.then(() => 0)')  # collects the events of what the screenshot made the page load
+        ev = browser.events
+        info['exceptions'] = [e['params']['exceptionDetails'].get('text') for e in ev if e.get('method') == 'Runtime.exceptionThrown']
+        info['requests'] = [e['params']['request']['url'] for e in ev if e.get('method') == 'Network.requestWillBeSent']
+        info['failed'] = [e['params'].get('errorText') for e in ev if e.get('method') == 'Network.loadingFailed']
         res[p] = info
     return res
 
@@ -159,6 +196,86 @@ def test_no_broken_images(pages, nb):
 @pytest.mark.parametrize('nb', notebooks())
 def test_no_script_errors(pages, nb):
     assert not pages[page_of(nb)]['exceptions'], pages[page_of(nb)]['exceptions']
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_offline(pages, server, nb):
+    "The page loads nothing from another host (fonts, scripts, stylesheets), and nothing it loads fails; data: URIs are fine"
+    base, _ = server
+    info = pages[page_of(nb)]
+    assert info['requests'], "no request was recorded: is Network.enable on?"
+    remote = sorted({u[:120] for u in info['requests'] if not (u.startswith(base) or u.startswith('data:'))})
+    assert not remote, f"{page_of(nb)} loads from the network: {remote}"
+    assert not info['failed'], f"{page_of(nb)}: failed loads {info['failed']}"
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_theme_and_icon(pages, server, nb):
+    "The theme's stylesheet still applies once its remote font import is gone, and the page has the site's favicon"
+    base, site = server
+    info = pages[page_of(nb)]
+    assert info['fontVar'], "the theme's CSS variables are missing: the theme stylesheet did not parse"
+    assert info['icon'] and info['icon'].startswith(base), info['icon']
+    assert (site/urlsplit(info['icon']).path.lstrip('/')).is_file(), info['icon']
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_images_have_alt(pages, nb):
+    "Every picture says what it shows: non-empty alt text, and not the bare placeholder 'Figure'"
+    bad = [i['src'][:40] + f"... alt={i['alt']!r}" for i in pages[page_of(nb)]['imgs']
+           if not (i['alt'] or '').strip() or i['alt'].strip() == 'Figure']
+    assert not bad, f"{page_of(nb)}: {len(bad)} image(s) without alt text: {bad}"
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_images_at_display_size(pages, nb):
+    "A 2x (retina) figure shows at the width its metadata gives, not at its pixel width (or the column's, if smaller)"
+    bad = [i for i in pages[page_of(nb)]['imgs'] if i['attrW'] and abs(i['shown'] - min(float(i['attrW']), i['room'])) > 1]
+    assert not bad, f"{page_of(nb)}: {bad}"
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_prev_next(pages, server, nb):
+    "The foot of each page links to the previous and the next page of the sidebar"
+    base, _ = server
+    order = [h for h in dict.fromkeys(pages['index.html']['sidebar']) if h.startswith(base)]
+    here = base + page_of(nb)
+    assert here in order, f"{page_of(nb)} is not in the sidebar {order}"
+    i, info = order.index(here), pages[page_of(nb)]
+    assert info['hasNav'], f"{page_of(nb)} has no previous/next links"
+    assert info['prev'] == (order[i-1] if i else None), (info['prev'], order)
+    assert info['next'] == (order[i+1] if i + 1 < len(order) else None), (info['next'], order)
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_link_contrast(pages, nb):
+    "Every visible link's colour stands out from what is behind it by WCAG's 4.5:1"
+    info = pages[page_of(nb)]
+    assert info['contrast'], "no visible link measured"
+    low = [f"{c['text']!r} {c['color']} {c['ratio']:.2f}:1" for c in info['contrast'] if c['ratio'] < 4.5]
+    assert not low, f"{page_of(nb)}: links below 4.5:1: {low}"
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_outputs_wrap(pages, nb):
+    "Long output lines wrap at the column instead of being cut off behind a scroll bar"
+    assert not pages[page_of(nb)]['wideOutputs'], pages[page_of(nb)]['wideOutputs']
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_tables_fit(pages, nb):
+    "pandas tables (the 'Bad input' tables of error messages among them) are left-aligned and fit the column"
+    for t in pages[page_of(nb)]['tables']:
+        assert not t['align'], f"{page_of(nb)}: table {t['head']!r} has cells aligned {set(t['align'])}"
+        assert t['width'] <= t['room'] + 1, f"{page_of(nb)}: table {t['head']!r} is {t['width']:.0f}px wide in {t['room']:.0f}px"
+
+def test_maths_font(server, browser):
+    "A matrix on the kernels page is drawn with the site's maths font, and its brackets stretch to the matrix's height"
+    base, _ = server
+    browser.goto(base + page_of(next(nb for nb in notebooks() if page_of(nb) == 'kernels.html')))
+    r = browser.js("""(() => {
+      const fonts = Array.from(document.fonts).filter(f => f.family.replace(/"/g, '') === 'miniconv math').map(f => f.status);
+      const ms = Array.from(document.querySelectorAll('math')).filter(m => m.querySelector('mtable') && m.querySelector('mo[stretchy=true]'));
+      return {fonts, mats: ms.map(m => ({table: m.querySelector('mtable').getBoundingClientRect().height,
+        brackets: Array.from(m.querySelectorAll('mo[stretchy=true]')).map(o => [o.textContent, o.getBoundingClientRect().height])}))};
+    })()""")
+    assert r['fonts'] == ['loaded'], f"the maths font is not loaded: {r['fonts']}"
+    assert r['mats'], "the kernels page has no bracketed matrix"
+    for m in r['mats']:
+        for ch, h in m['brackets']:
+            assert h >= 0.9 * m['table'], f"bracket {ch} is {h:.0f}px high beside a {m['table']:.0f}px matrix: it did not stretch"
 
 @pytest.mark.parametrize('nb', notebooks())
 def test_maths_drawn(pages, nb):

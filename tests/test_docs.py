@@ -1,14 +1,18 @@
 """The docs build: `tools/build_docs.py` makes a page per notebook from nbdev's processed notebooks, with an API
-reference (show_doc and its docments) for every exported function, and README.md is what index.ipynb makes.
+reference (show_doc and its docments) for every exported function, figures with their alt text, nothing loaded from
+the network, and README.md is what index.ipynb makes.
 
 The site is built once per session into a temporary folder; `test_browser.py` loads the same build."""
-import atexit, functools, html, importlib, json, re, shutil, subprocess, sys, tempfile, time
+import atexit, functools, html, importlib, inspect, json, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import pytest
+from fastcore.script import Param, store_true  # noqa: F401  (the annotations of `_f_cli` below name them)
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/'nbs'
+sys.path.insert(0, str(ROOT/'tools'))
+import build_docs  # noqa: E402  (tools/ is no package)
 
 def notebooks():
     "The notebooks the site renders: nbs/*.ipynb, skipping names that start with `_` or `.` as nbdev does"
@@ -94,9 +98,16 @@ def _exported_ids():
     try: return [f'{m}.{n}' for m, n, _, _ in exported()]
     except Exception as e: return [f'index-error-{type(e).__name__}']
 
+def own_params(o): # A function or class
+    "The parameters `o`'s own code declares (not those `@fc.delegates` adds to its signature), or None"
+    f = o
+    if inspect.isclass(o):
+        f = next((getattr(o.__dict__[k], '__func__', o.__dict__[k]) for k in ('__init__', '__new__') if k in o.__dict__), None)
+    return build_docs.own_args(f) if f is not None else None
+
 @pytest.mark.parametrize('sym', _exported_ids())
 def test_show_doc_for_every_export(site, sym):
-    "Each exported function has a show_doc heading, its signature and the docments of its parameters"
+    "Each exported function has a show_doc heading, its signature and the docments of its own parameters"
     from fastcore.docments import docments
     mod, name, page, anchor = next(e for e in exported() if f'{e[0]}.{e[1]}' == sym)
     f = site/page
@@ -107,9 +118,90 @@ def test_show_doc_for_every_export(site, sym):
     o = getattr(importlib.import_module(mod), name)
     try: docs = docments(o, full=False)
     except (TypeError, ValueError): docs = {}
+    own = own_params(o)
     for arg, doc in docs.items():
-        if doc and arg != 'return':
+        if doc and arg != 'return' and (own is None or arg in own):
             assert ' '.join(doc.split()) in text, f"{page}: the description of {name}({arg}) is missing: {doc!r}"
+
+def api_blocks(path): # A page of the site
+    "{show_doc heading id: the text of the signature block under it}"
+    h = Path(path).read_text(encoding='utf-8')
+    res = {}
+    for m in re.finditer(r'<h[2-4][^>]*\bid="([^"]+)"[^>]*>.*?</h[2-4]>', h, re.S):
+        rest = h[m.end():]
+        nxt = re.search(r'<h[1-6]\b', rest)
+        code = re.search(r'<code\b[^>]*>(.*?)</code>', rest[:nxt.start() if nxt else len(rest)], re.S)
+        if not code: continue
+        text = html.unescape(re.sub(r'<[^>]+>', '', code.group(1))).strip()
+        if re.match(r'(async )?(def|class) ', text): res[m.group(1)] = text
+    return res
+
+NOISE = {'NoneType': 'a bare `=None` shown as `:NoneType=None`', 'VAR_POSITIONAL': '`*args` shown as `args:VAR_POSITIONAL`',
+         'VAR_KEYWORD': '`**kwargs` shown as `kwargs:VAR_KEYWORD`', 'Param(': "a command's `Param(...)` shown raw"}
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_api_blocks_clean(site, nb):
+    "No API block on the page shows inspect's or fastcore's internals; the failure names the functions"
+    bad = {f'{sym}: {why}' for sym, sig in api_blocks(site/page_of(nb)).items() for word, why in NOISE.items() if word in sig}
+    assert not bad, f"{page_of(nb)}: " + '; '.join(sorted(bad))
+
+def _forwarding():
+    "(module, name, forwarded parameter names) for each exported function whose signature `@fc.delegates` extended"
+    res = []
+    try: ex = exported()
+    except Exception: return res
+    for mod, name, page, anchor in ex:
+        o = getattr(importlib.import_module(mod), name)
+        own = own_params(o)
+        if own is None or inspect.isclass(o): continue
+        extra = [k for k in inspect.signature(o).parameters if k not in own]
+        if extra: res.append((mod, name, page, anchor, extra))
+    return res
+
+def test_forwarding_found():
+    "The check below has something to check: some exported functions forward keywords with `@fc.delegates`"
+    assert _forwarding(), "no exported function forwards keywords with @fc.delegates"
+
+@pytest.mark.parametrize('fwd', _forwarding(), ids=lambda f: f'{f[0]}.{f[1]}')
+def test_forwarded_keywords_hidden(site, fwd):
+    "A function that forwards keywords (`@fc.delegates`) lists its own parameters, not the callee's"
+    mod, name, page, anchor, extra = fwd
+    sig = api_blocks(site/page).get(anchor)
+    assert sig, f"{page} has no API block for {name}"
+    shown = [k for k in extra if re.search(rf'(?m)(^|[(,]\s*){re.escape(k)}\s*[:=,)]', sig)]
+    assert not shown, f"{page}: {name} lists forwarded keywords {shown}:\n{sig}"
+
+def test_exception_classes(site):
+    "An exported exception class reads `class E(ValueError): ...` (its bases), not as a function of `*args, **kwargs`"
+    found = 0
+    for mod, name, page, anchor in exported():
+        o = getattr(importlib.import_module(mod), name)
+        if not (inspect.isclass(o) and issubclass(o, BaseException)): continue
+        found += 1
+        sig = api_blocks(site/page).get(anchor, '')
+        assert re.match(rf'class {name}\([\w., ]+\):', sig), f"{page}: {name} shows {sig!r}"
+    assert found, "no exported exception class to check"
+
+# The rendering rules themselves, on small functions, so that they are checked whatever the chapters export today.
+def _f_none(x, ax=None, n:int=3): # Input; An axis; A count
+    "Example"
+def _f_own(a, b:int=1, **kwargs): pass
+@__import__('fastcore').meta.delegates(_f_own)
+def _f_fwd(x, # The input
+           **kwargs): pass
+class _E(ValueError): "An error"
+def _f_cli(arch:'Param("Model", str)'='better', quick:'store_true'=False, *args, **kw): pass
+
+def test_api_signature_rules():
+    "`api_signature` on small examples: a bare `=None`, forwarded keywords, an exception, a command's `Param`s"
+    sig = build_docs.api_signature(_f_none)
+    assert 'ax=None' in sig and 'NoneType' not in sig and 'n:int=3' in sig, sig
+    sig = build_docs.api_signature(_f_fwd)
+    assert 'b:int' not in sig and '**kwargs, # Passed on to `_f_own`' in sig and 'x, # The input' in sig, sig
+    assert build_docs.api_signature(_E) == 'class _E(ValueError): ...'
+    sig = build_docs.api_signature(_f_cli)
+    assert "arch:str='better', # Model" in sig and 'quick:bool=False' in sig and '*args, **kw' in sig, sig
+    assert 'Param(' not in sig and 'VAR_' not in sig, sig
 
 def test_exports_found():
     "The check above has something to check: the notebooks export at least one documented function"
@@ -137,3 +229,40 @@ def test_readme_fences():
     assert all(len(l.strip('`').strip()) for l in openers), openers
     assert '```python' in openers
     assert lines[0] == f"# {nb_title('index.ipynb')}"
+
+def _figures(nb): # A notebook's file name
+    "[(alt, width)] of its image outputs that carry metadata, in order"
+    res = []
+    for c in nb_json(nb)['cells']:
+        for o in c.get('outputs', []):
+            for mime, m in (o.get('metadata') or {}).items():
+                if mime.startswith('image/') and mime in o.get('data', {}) and isinstance(m, dict) and m:
+                    res.append((m.get('alt'), m.get('width')))
+    return res
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_figures_keep_alt_and_width(site, nb):
+    "A figure's alt text and display width, saved in its output's metadata (`retina_png`), reach its <img> on the page"
+    h = (site/page_of(nb)).read_text(encoding='utf-8')
+    imgs = [dict(re.findall(r'\s(alt|width)="([^"]*)"', t)) for t in re.findall(r'<img\b[^>]*>', h)]
+    have = [(html.unescape(i.get('alt', '')), i.get('width')) for i in imgs]
+    for alt, width in _figures(nb):
+        want = (' '.join(str(alt).split()) if alt else '', str(width) if width else None)
+        assert any(a == want[0] and (want[1] is None or w == want[1]) for a, w in have), \
+            f"{page_of(nb)}: no <img> with alt {want[0]!r} and width {want[1]}"
+
+def test_nothing_remote(site):
+    "No page or stylesheet of the site refers to another host for something the browser fetches (fonts, scripts, CSS)"
+    assert not build_docs.remote_refs(site), build_docs.remote_refs(site)
+
+def test_site_ships_its_assets(site):
+    "The maths font (with its licence) and the favicon are files of the site"
+    assert (site/'fonts'/build_docs.MATH_FONT).stat().st_size > 100_000
+    assert (site/'fonts'/'DejaVuMathTeXGyre-LICENSE.txt').exists()
+    assert (site/'favicon.svg').read_text().startswith('<svg')
+    assert 'fonts/' + build_docs.MATH_FONT in (site/'styles.css').read_text(encoding='utf-8')
+
+def test_build_time():
+    "The site builds offline in under a minute (nbdev's processing, smalldocs, and the fixes)"
+    _, secs, out = built_site()
+    assert secs < 60, f"the docs build took {secs:.0f}s:\n{out}"

@@ -1,17 +1,18 @@
 """The conv spreadsheet, checked from outside: its formulas evaluated by the independent `formulas` engine and compared
-with PyTorch, its precedents followed by a regex parser and compared with `receptive_field`, and its errors (its command is tested in test_cli.py)."""
-import os, re, subprocess, sys
+with PyTorch, its precedents followed by a regex parser and compared with `receptive_field`, its errors, and its atomic save (its command is tested in test_cli.py)."""
+import errno, os, re, subprocess, sys
 
 os.environ['MINICONV_OFFLINE'] = '1'
 import formulas, numpy as np, pytest, torch
 import torch.nn.functional as F
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 from openpyxl.utils import column_index_from_string, get_column_letter
 from torch import nn
 from torch.testing import assert_close
 
 from miniconv.data import load_mnist
 from miniconv.receptive_field import field_bounds, receptive_field
+from miniconv import spreadsheet
 from miniconv.spreadsheet import conv_spreadsheet
 
 # A reference is an optional $, 1-3 letters, optional $, digits; optionally ':' and a second one.
@@ -126,11 +127,78 @@ def test_bad_input(tmp_path, digit):
     k = torch.ones(3, 3)
     with pytest.raises(ValueError, match=r"k1 must be 2-D, got shape \(1, 3, 3\)"): conv_spreadsheet(digit, k[None], k, tmp_path/'b.xlsx')
     with pytest.raises(ValueError, match=r"k2 must be 2-D, got shape \(9,\)"): conv_spreadsheet(digit, k, k.flatten(), tmp_path/'b.xlsx')
-    with pytest.raises(ValueError, match=r"img is 6x28, smaller than the 7x7 receptive field"): conv_spreadsheet(digit[:6], k, k, tmp_path/'b.xlsx')
-    with pytest.raises(ValueError, match=r"img is 9x9, smaller than the 11x11 receptive field"):
+    with pytest.raises(ValueError, match=r"img is 6x28, too small: conv2's 3x3 kernel doesn't fit in its 2x13 input \(stride 2\)"):
+        conv_spreadsheet(digit[:6], k, k, tmp_path/'b.xlsx')
+    with pytest.raises(ValueError, match=r"img is 9x9, too small: conv2's 3x3 kernel doesn't fit in its 2x2 input \(stride 3\)"):
         conv_spreadsheet(digit[:9, :9], torch.ones(5, 5), k, tmp_path/'b.xlsx', stride=3)
+    with pytest.raises(ValueError, match=r"img is 2x2, too small: conv1's 3x3 kernel doesn't fit in its 2x2 input \(stride 2\)"):
+        conv_spreadsheet(digit[:2, :2], k, k, tmp_path/'b.xlsx')
     with pytest.raises(ValueError, match=r"stride must be a positive integer, got stride=0"): conv_spreadsheet(digit, k, k, tmp_path/'b.xlsx', stride=0)
     with pytest.raises(ValueError, match=r"padding must be a non-negative integer, got padding=-1"): conv_spreadsheet(digit, k, k, tmp_path/'b.xlsx', padding=-1)
     assert not (tmp_path/'b.xlsx').exists()
-    conv_spreadsheet(digit[:7, :7], k, k, tmp_path/'ok.xlsx')  # exactly the receptive field is fine: one conv2 cell
+    conv_spreadsheet(digit[:7, :7], k, k, tmp_path/'ok.xlsx')  # without padding, exactly the receptive field is fine: one conv2 cell
     assert len(region(load_workbook(tmp_path/'ok.xlsx'), 'conv2')) == 1
+
+def test_padding_lets_a_smaller_image_through(tmp_path):
+    "The size check is PyTorch's, via conv_out_size: with padding 1 a 6x6 image (smaller than the 7x7 field) still gives conv2 cells"
+    g = torch.Generator().manual_seed(2)
+    img, k1, k2 = torch.rand(6, 5, generator=g), torch.randn(3, 3, generator=g), torch.randn(3, 3, generator=g)
+    fn = conv_spreadsheet(img, k1, k2, tmp_path/'s.xlsx', stride=2, padding=1)
+    wb, ev = load_workbook(fn), evaluate(fn)
+    c1, c2 = torch_convs(img, k1, k2, 2, 1)
+    assert c2.shape == (2, 2)
+    assert_close(values(ev, wb, 'conv1'), c1, rtol=1e-9, atol=1e-9)
+    assert_close(values(ev, wb, 'conv2'), c2, rtol=1e-9, atol=1e-9)
+
+
+# Atomic writes (issue 16, section 4): a failed save leaves the old workbook as it was, and no temporary file
+@pytest.fixture
+def good_workbook(tmp_path, digit, kernels):
+    fn = conv_spreadsheet(digit, *kernels, tmp_path/'conv.xlsx')
+    return fn, fn.read_bytes()
+
+def assert_untouched(fn, data):
+    assert fn.read_bytes() == data
+    assert len(region(load_workbook(fn), 'conv2')) == 6
+    assert [p.name for p in fn.parent.iterdir()] == [fn.name]  # no temporary file left beside it
+
+def test_failed_save_keeps_the_old_workbook(good_workbook, digit, kernels, monkeypatch):
+    "openpyxl dies half-way through writing (here: a full disk): the good workbook is untouched"
+    fn, data = good_workbook
+    def half_save(self, filename):
+        with open(filename, 'wb') as f: f.write(data[:622])
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(Workbook, 'save', half_save)
+    with pytest.raises(OSError, match='No space left'): conv_spreadsheet(digit, *kernels, fn, stride=1)
+    assert_untouched(fn, data)
+
+SAVE_UNDER_LIMIT = """
+import resource, signal, sys, torch
+from miniconv.spreadsheet import conv_spreadsheet
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then a write past the limit fails with EFBIG instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try: conv_spreadsheet(torch.rand(28, 28), torch.ones(3, 3), torch.ones(3, 3), sys.argv[1])
+except OSError as e: print('OSError', e.errno)
+"""
+
+def test_file_size_limit_keeps_the_old_workbook(good_workbook):
+    "The issue's case, in a subprocess: under a 4 KiB file-size limit the save fails, and the good workbook survives whole"
+    fn, data = good_workbook
+    assert len(data) > 4096
+    r = subprocess.run([sys.executable, '-c', SAVE_UNDER_LIMIT, str(fn)], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, 'MINICONV_OFFLINE': '1'})
+    assert r.stdout.strip() == f'OSError {errno.EFBIG}', (r.stdout, r.stderr)
+    assert_untouched(fn, data)
+
+def test_target_checked_before_any_work(tmp_path, digit, monkeypatch):
+    "A bad path fails at once, before the image is read or a workbook built; '~' is expanded"
+    def no_work(*a, **k): raise AssertionError('work started before the path was checked')
+    monkeypatch.setattr(spreadsheet, '_as2d', no_work)
+    k = torch.ones(3, 3)
+    (tmp_path/'dir.xlsx').mkdir()
+    with pytest.raises(ValueError, match=r"is a folder, not a file name"): conv_spreadsheet(digit, k, k, tmp_path/'dir.xlsx')
+    with pytest.raises(ValueError, match=r"the folder .*missing.* does not exist"): conv_spreadsheet(digit, k, k, tmp_path/'missing'/'c.xlsx')
+    with pytest.raises(ValueError, match=r"must end in .xlsx"): conv_spreadsheet(digit, k, k, tmp_path/'c.xls')
+    monkeypatch.undo()
+    monkeypatch.setenv('HOME', str(tmp_path))
+    assert conv_spreadsheet(digit, k, k, '~/home.xlsx') == tmp_path/'home.xlsx' and (tmp_path/'home.xlsx').exists()

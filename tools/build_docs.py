@@ -1,18 +1,27 @@
-"""Build the docs site into `_docs/` and `README.md` from the notebooks, without Quarto.
+"""Build the docs site into `_docs/` and `README.md` from the notebooks, offline, with or without Quarto.
 
-Glue only; each step is a public nbdev, smalldocs or nbconvert call:
+Glue only; each step is a public nbdev, fastcore, smalldocs or nbconvert call, or a plain rewrite of their files:
 1. nbdev 2 processes `nbs/` into `_proc/`: `refresh_quarto_yml`, `nbdev_sidebar` and `nbdev.serve.proc_nbs`, the steps
    of `nbdev_proc_nbs` without its attempt to `sudo`-install Quarto and `pip install -e .` again when Quarto is missing
    (`make docs` runs `nbdev_export` first, which writes `_modidx.py` for the doc links);
-2. with `quarto` on PATH, `nbdev_docs` renders the site as on GitHub; otherwise smalldocs renders a copy of `_proc/`
-   whose notebooks are renamed to their nbdev `output-file` (`01_data.ipynb` -> `data.ipynb`), so that nbdev's
-   cross-reference links resolve; links to the published site become relative links to the local pages;
-   maths becomes MathML (latex2mathml), so it shows offline too;
-3. nbconvert's Markdown exporter turns the processed `nbs/index.ipynb` into `README.md`.
+2. `render_copy` makes a copy of `_proc/` ready to render:
+   - notebooks renamed to their nbdev `output-file` (`01_data.ipynb` -> `data.ipynb`: smalldocs ignores `output-file`)
+     and links to the published site made relative, so that nbdev's cross-references resolve offline;
+   - API blocks (show_doc's signatures) written again from the live objects by `api_signature`: a bare `x=None` without
+     `:NoneType`, no keywords that `@fc.delegates` forwards, an exception as `class E(ValueError)`, a `Param(...)`
+     as its type with its help as the comment;
+   - figures as `<img>` with the alt text and display width that their outputs carry (`miniconv.plotting.retina_png`);
+   - a favicon drawn by code (`favicon_svg`);
+3. smalldocs renders the copy, or `quarto render` when `quarto` is on PATH (not `nbdev_docs`: it renders `_proc/`
+   itself, so step 2 could not come between);
+4. `offline_site` makes the site load nothing from the network: the theme's Google-font `@import` goes (the system
+   font stack takes over), TeX becomes MathML (latex2mathml), and `tools/assets/` adds a maths font (OpenType MATH
+   table, so that brackets stretch) that `nbs/styles.css` selects for `<math>`;
+5. nbconvert's Markdown exporter turns the processed `nbs/index.ipynb` into `README.md`.
 
 Usage: `python tools/build_docs.py` (site and README), `python tools/build_docs.py --readme_only --readme_out F`.
 """
-import html, json, os, re, shutil, subprocess, sys, tempfile, time
+import html, inspect, importlib, json, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -29,6 +38,9 @@ from nbdev.process import NBProcessor
 from nbdev.processors import FilterDefaults
 from nbdev.quarto import nbdev_sidebar, refresh_quarto_yml
 from nbdev.serve import proc_nbs
+
+ASSETS = Path(__file__).resolve().parent/'assets'
+MATH_FONT = 'DejaVuMathTeXGyre.woff'  # nbs/styles.css loads it from `fonts/` at the site's root
 
 def _cfg(): return get_config()
 
@@ -98,8 +110,165 @@ def _drop_dead_anchors(md, page, docs): # Markdown; its page's path; {page path:
 
 def _src(c): return ''.join(c['source']) if isinstance(c['source'], list) else c['source']
 
-def render_copy(proc:Path, dest:Path, out:Path, cfg=None): # `_proc/`; the folder to fill; the site's output-dir
-    "Copy `proc` into `dest` with notebooks renamed to their `output-file`, ready for smalldocs"
+# ---- API blocks: show_doc's signature, written again from the object it documents
+
+def _param_help():
+    "fastcore's `Param` and its flag types, which `@call_parse` commands use as annotations"
+    from fastcore.script import Param, bool_arg, store_false, store_true
+    return Param, (store_true, store_false, bool_arg)
+
+def own_args(f): # A function
+    "The parameter names `f`'s own code declares, or None: `@fc.delegates` adds the forwarded ones to its signature only"
+    code = getattr(inspect.unwrap(f), '__code__', None)
+    if code is None: return None
+    n = code.co_argcount + code.co_kwonlyargcount
+    n += bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    return set(code.co_varnames[:n])
+
+def _fmt_default(o): return o.__name__ if hasattr(o, '__name__') else repr(o)
+
+def _fmt_anno(raw, ev): # The annotation as written (a string under `from __future__ import annotations`); evaluated
+    "How an annotation reads in an API block: as written; a `Param` as its type; `store_true` as bool; NoneType as none"
+    Param, flags = _param_help()
+    if isinstance(ev, Param):
+        t = ev.type
+        return t.__name__ if isinstance(t, type) else 'bool' if ev.action in ('store_true', 'store_false') else ''
+    if ev in flags: return 'bool'
+    if raw is inspect.Parameter.empty or ev is type(None) or raw in ('NoneType', 'None'): return ''
+    return raw if isinstance(raw, str) else inspect.formatannotation(raw)
+
+def _fmt_sig(prefix, name, params, ret, maxline=110): # 'def' or 'class'; the name; [(text, comment)]; '->int' or ''
+    "Lay a signature out as show_doc does: a parameter with a comment ends its line, the others share lines"
+    lines, cur = [], []
+    for fmt, doc in params:
+        comment = f' # {doc}' if doc else ''
+        if cur and len(', '.join(cur)) + len(fmt) + len(comment) > maxline:
+            lines.append(', '.join(cur) + ','); cur = []
+        cur.append(fmt)
+        if doc: lines.append(', '.join(cur) + ',' + comment); cur = []
+    if cur: lines.append(', '.join(cur))
+    if not lines: return f"{prefix} {name}(){ret}:"
+    body = '\n    '.join(lines)
+    return f"{prefix} {name}(\n    {body}\n){ret}:"
+
+def _bases(cls):
+    "The base classes of `cls` as they read in its `class` line"
+    def nm(b):
+        mod = b.__module__.lstrip('_')  # `_pickle.Unpickler` is `pickle.Unpickler`
+        return b.__qualname__ if mod in ('builtins', cls.__module__) else f'{mod}.{b.__qualname__}'
+    return ', '.join(nm(b) for b in cls.__bases__ if b is not object)
+
+def _params(f, skip_first=False): # A function; drop its first parameter (`self`, `cls`)
+    "[(text, comment)] for `f`'s parameters as a caller passes them, with the markers `/` and `*` Python needs"
+    from fastcore.docments import docments
+    Param, _ = _param_help()
+    P = inspect.Parameter
+    sig = inspect.signature(f)
+    try: ev = inspect.signature(f, eval_str=True).parameters
+    except Exception: ev = {}
+    try: docs = docments(f)
+    except Exception: docs = {}
+    own = own_args(f)
+    res, kinds, forwarded = [], [], False
+    for i, (k, p) in enumerate(sig.parameters.items()):
+        if skip_first and i == 0: continue
+        if own is not None and k not in own: forwarded = True; continue  # @fc.delegates: the callee documents it
+        e = ev[k].annotation if k in ev else p.annotation
+        doc = docs.get(k) or (e.help if isinstance(e, Param) else None)
+        star = {P.VAR_POSITIONAL: '*', P.VAR_KEYWORD: '**'}.get(p.kind, '')
+        anno = '' if star else _fmt_anno(p.annotation, e)
+        txt = star + k + (f':{anno}' if anno else '') + ('' if p.default is p.empty else f'={_fmt_default(p.default)}')
+        res.append((txt, ' '.join(str(doc).split()) if doc else None)); kinds.append(p.kind)
+    code = getattr(inspect.unwrap(f), '__code__', None)
+    if forwarded and P.VAR_KEYWORD not in kinds and code is not None and code.co_flags & inspect.CO_VARKEYWORDS:
+        k = code.co_varnames[code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & inspect.CO_VARARGS)]
+        to = getattr(getattr(f, '__delwrap__', None), '__qualname__', '').removesuffix('.__init__')
+        doc = docs.get(k) or (f'Passed on to `{to}`' if to else None)
+        res.append((f'**{k}', ' '.join(str(doc).split()) if doc else None)); kinds.append(P.VAR_KEYWORD)
+    if P.KEYWORD_ONLY in kinds and P.VAR_POSITIONAL not in kinds:
+        i = kinds.index(P.KEYWORD_ONLY); res.insert(i, ('*', None)); kinds.insert(i, None)
+    if P.POSITIONAL_ONLY in kinds:
+        i = len(kinds) - kinds[::-1].index(P.POSITIONAL_ONLY); res.insert(i, ('/', None)); kinds.insert(i, None)
+    return res, sig, docs
+
+def api_signature(sym, name:str=None): # A function or class; the name to show
+    "The signature block of `sym` for its API docs: what a caller passes, with each parameter's docments comment"
+    name = name or sym.__name__
+    if inspect.isclass(sym):
+        bases = _bases(sym)
+        head = f"class {name}({bases}):" if bases else f"class {name}:"
+        for k in ('__init__', '__new__'):
+            ctor = sym.__dict__.get(k)
+            ctor = getattr(ctor, '__func__', ctor)  # `__new__` is a staticmethod
+            if inspect.isfunction(ctor): break
+        else: return head + ' ...'  # an exception, or a subclass that keeps its base's constructor
+        params, _, _ = _params(ctor, skip_first=True)
+        first = 'cls' if k == '__new__' else 'self'
+        sig = _fmt_sig('def', k, [(first, None)] + params, '', maxline=106)
+        return head + '\n' + '\n'.join('    ' + l for l in sig.splitlines()) + ' ...'
+    params, sig, docs = _params(sym)
+    ret = ''
+    if sig.return_annotation is not sig.empty:
+        r = _fmt_anno(sig.return_annotation, sig.return_annotation)
+        ret = f'->{r}' if r else ''
+    res = _fmt_sig('def', name, params, ret)
+    return res + (f" # {' '.join(docs['return'].split())}" if docs.get('return') else '')
+
+_re_doc_src = re.compile(r'\[source\]\([^)]*?/blob/[^/)]+/([^)#]+)\.py(?:#[^)]*)?\)')
+_re_py_fence = re.compile(r'(?s)```python\n.*?\n```')
+
+def _doc_symbol(md, lib:str): # show_doc's Markdown; the package's name
+    "The object a show_doc output documents, from its `[source]` link and heading; None if it can't be found"
+    head, src = _re_doc_head.search(md), _re_doc_src.search(md)
+    if not (head and src) or not src.group(1).startswith(lib + '/'): return None
+    try: o = importlib.import_module(src.group(1).replace('/', '.'))
+    except Exception: return None
+    for part in head.group(1).split('.'):
+        o = getattr(o, part, None)
+        if o is None: return None
+    return o
+
+def fix_show_doc(md, lib:str): # A show_doc output (Markdown); the package's name
+    "Write the signature block of a show_doc output again with `api_signature`; a `:NoneType=None` never survives"
+    if not md.startswith('---'): return md
+    sym = _doc_symbol(md, lib)
+    head = _re_doc_head.search(md)
+    if sym is not None and callable(sym):
+        try: sig = api_signature(sym, head.group(1))
+        except (TypeError, ValueError): sig = None
+        if sig:
+            m = _re_py_fence.search(md, head.end())
+            if m: md = md[:m.start()] + f"```python\n\n{sig}\n\n```" + md[m.end():]
+    return re.sub(r':NoneType(?=\s*=\s*None\b)', '', md)
+
+# ---- figures: alt text and display size from the output's metadata
+
+def figure_output(o): # A notebook output (dict), changed in place
+    "An image output whose metadata has `alt`, `width` or `height` becomes an HTML `<img>` carrying them"
+    data, meta = o.get('data', {}), o.get('metadata', {})
+    if 'text/html' in data: return o
+    for mime in ('image/png', 'image/jpeg', 'image/gif'):
+        if mime not in data: continue
+        m = meta.get(mime) if isinstance(meta.get(mime), dict) else {}
+        attrs = ''.join(f' {k}="{html.escape(str(m[k]))}"' for k in ('alt', 'width', 'height') if m.get(k) not in (None, ''))
+        if not attrs: return o
+        b64 = ''.join(data[mime]) if isinstance(data[mime], list) else data[mime]
+        o['data'] = {'text/html': f'<img src="data:{mime};base64,{b64.strip()}"{attrs} class="img-fluid">',
+                     **({'text/plain': data['text/plain']} if 'text/plain' in data else {})}
+        return o
+    return o
+
+def favicon_svg():
+    "The site's icon: a 3x3 kernel on a diverging colour map, as the kernels chapter draws them"
+    w = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]  # Sobel x
+    col = {-2: '#2166ac', -1: '#92c5de', 0: '#f7f7f7', 1: '#f4a582', 2: '#b2182b'}
+    cells = ''.join(f'<rect x="{2+10*j}" y="{2+10*i}" width="10" height="10" fill="{col[v]}"/>'
+                    for i, row in enumerate(w) for j, v in enumerate(row))
+    return ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 34 34">'
+            f'{cells}<rect x="2" y="2" width="30" height="30" fill="none" stroke="#333" stroke-width="2"/></svg>\n')
+
+def render_copy(proc:Path, dest:Path, out:Path, cfg=None, quarto:bool=False): # `_proc/`; the folder to fill; the site's output-dir; for Quarto
+    "Copy `proc` into `dest` with notebooks renamed to their `output-file` and their API blocks and figures fixed"
     cfg = cfg or _cfg()
     url, nbs = site_url(cfg), chapter_nbs(cfg)
     names = {}  # old name -> new name, for .ipynb and .html links, relative to nbs_path
@@ -130,30 +299,37 @@ def render_copy(proc:Path, dest:Path, out:Path, cfg=None): # `_proc/`; the folde
                 c['source'] = re.sub(r'(?m)^output-file:.*\n', '', _src(c))
             if c['cell_type'] == 'markdown': c['source'] = _fix(_src(c), new)
             for o in c.get('outputs', []):
+                figure_output(o)
                 for mime in ('text/markdown', 'text/html'):
                     if mime in o.get('data', {}):
                         v = o['data'][mime]
-                        o['data'][mime] = _fix(''.join(v) if isinstance(v, list) else v, new, mime == 'text/markdown')
+                        v = ''.join(v) if isinstance(v, list) else v
+                        if mime == 'text/markdown': v = fix_show_doc(v, cfg.lib_name)
+                        o['data'][mime] = _fix(v, new, mime == 'text/markdown')
         (dest/new).parent.mkdir(parents=True, exist_ok=True)
         (dest/new).write_text(json.dumps(d, indent=1, ensure_ascii=False), encoding='utf-8')
     sb = dest/'sidebar.yml'
     if sb.exists():
         sb.write_text(_relink_yml(sb.read_text(), names))
-    qy = dest/'_quarto.yml'  # drop the Quarto-only formats smalldocs warns about
-    if qy.exists():
+    (dest/'favicon.svg').write_text(favicon_svg())  # `website.favicon` in nbs/_quarto.yml names it
+    qy = dest/'_quarto.yml'
+    if qy.exists() and not quarto:  # drop the Quarto-only formats smalldocs warns about
         q = yaml.safe_load(qy.read_text()) or {}
         fmt = q.get('format') or {}
         fmt.pop('commonmark', None)
-        if isinstance(fmt.get('html'), dict): fmt['html'].pop('keep-md', None)
+        if isinstance(fmt.get('html'), dict):
+            for k in ('keep-md', 'html-math-method'): fmt['html'].pop(k, None)  # smalldocs: MathML by `mathml_pages`
         qy.write_text(yaml.safe_dump(q, sort_keys=False))
     ny = dest/'nbdev.yml'
     meta = yaml.safe_load(ny.read_text()) if ny.exists() else {}
-    meta.setdefault('project', {})['output-dir'] = str(out.resolve())
+    meta.setdefault('project', {})['output-dir'] = '_docs' if quarto else str(out.resolve())
     ny.write_text(yaml.safe_dump(meta, sort_keys=False))
 
 def _relink_yml(text, names): # sidebar.yml text; old -> new names
     "Rename the notebooks listed in `sidebar.yml`"
     return re.sub(r'(?m)^(\s*-\s*)(\S+\.ipynb)\s*$', lambda m: m.group(1) + names.get(m.group(2), m.group(2)), text)
+
+# ---- a site that loads nothing from the network
 
 _re_math = re.compile(r'<span class="math (inline|display)">\\[(\[](.*?)\\[)\]]</span>', re.S)
 _re_katex = re.compile(r'<link[^>]*katex[^>]*>|<script[^>]*katex[^>]*>\s*</script>')
@@ -174,15 +350,46 @@ def mathml_pages(out:Path): # The rendered site
         if not _re_math.search(h): h = _re_katex.sub('', h)  # every formula converted: no CDN needed
         f.write_text(h, encoding='utf-8')
 
+# `@import url(https://...);` (the URL itself may hold `;`) or `@import "https://...";`, with any media list after it
+_re_css_import = re.compile(r'@import\s+(?:url\(\s*["\']?(?:https?:)?//[^)]*\)|["\'](?:https?:)?//[^"\']*["\'])[^;]*;')
+_re_remote = re.compile(r'''(?:<(?:link|script|img|iframe|source)\b[^>]*?\s(?:href|src)=["']|url\(\s*["']?|@import\s+["'])((?:https?:)?//[^"')\s]+)''')
+
+def remote_refs(out:Path): # The rendered site
+    "Every reference in the site's HTML and CSS that a browser would fetch from another host: (file, address)"
+    res = []
+    for f in sorted(out.rglob('*')):
+        if f.suffix not in ('.html', '.css'): continue
+        text = f.read_text(encoding='utf-8', errors='replace')
+        if f.suffix == '.html': text = re.sub(r'(?is)<a\b[^>]*>', '', text)  # links are followed only when clicked
+        res += [(f.relative_to(out).as_posix(), u) for u in _re_remote.findall(text)]
+    return res
+
+def offline_site(out:Path): # The rendered site
+    "Make `out` load nothing from the network: no remote font imports, MathML for maths, the maths font beside it"
+    for f in out.rglob('*.css'):  # the Bootswatch theme imports its font from Google: the system font stack takes over
+        css = f.read_text(encoding='utf-8')
+        if _re_css_import.search(css): f.write_text(_re_css_import.sub('', css), encoding='utf-8')
+    mathml_pages(out)
+    (out/'fonts').mkdir(exist_ok=True)
+    for f in ASSETS.glob('DejaVu*'): shutil.copy2(f, out/'fonts'/f.name)
+    for page, u in remote_refs(out): print(f"warning: {page} loads {u} from the network", file=sys.stderr)
+
 def render_smalldocs(proc:Path, out:Path, cfg=None): # `_proc/`; the site's folder
-    "Render the site into `out` with smalldocs, from a renamed copy of `proc`"
+    "Render the site into `out` with smalldocs, from a fixed copy of `proc`"
     from smalldocs.cli import main as smalldocs
     shutil.rmtree(out, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix='miniconv_site_') as tmp:
         render_copy(proc, Path(tmp), out, cfg)
         rc = smalldocs(['render', tmp, '--quiet'])
     if rc: sys.exit(f"smalldocs render failed (exit {rc})")
-    mathml_pages(out)
+
+def render_quarto(proc:Path, out:Path, cfg=None): # `_proc/`; the site's folder
+    "Render the site into `out` with Quarto, from the same fixed copy of `proc` (`nbdev_docs` would render `_proc/` as is)"
+    with tempfile.TemporaryDirectory(prefix='miniconv_site_') as tmp:
+        render_copy(proc, Path(tmp), out, cfg, quarto=True)
+        subprocess.run(['quarto', 'render', tmp, '--no-cache'], check=True)
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.move(Path(tmp)/'_docs', out)
 
 def readme_md(nb, cfg=None): # A processed index notebook
     "README text from the processed index notebook: nbconvert's Markdown exporter, code fences tagged `python`"
@@ -248,16 +455,19 @@ def main(
     if readme_only:
         write_readme(readme_out, cfg=cfg)
         return print(f"wrote {readme_out} in {time.perf_counter()-t0:.1f}s")
-    if shutil.which('quarto') and not no_quarto:
-        subprocess.run([str(Path(sys.executable).parent/'nbdev_docs'), '--n_workers', str(n_workers)], check=True)
-        proc = cfg.config_path/'_proc'
-        if out != cfg.doc_path: shutil.rmtree(out, ignore_errors=True); shutil.copytree(cfg.doc_path, out)
-    else:
-        try: proc = process(n_workers=n_workers, force=force)
-        except Exception as e: sys.exit(f"nbdev could not process the notebooks: {e}")
-        t1 = time.perf_counter()
-        render_smalldocs(proc, out, cfg)
-        print(f"processed notebooks in {t1-t0:.1f}s, rendered {out} in {time.perf_counter()-t1:.1f}s")
+    try: proc = process(n_workers=n_workers, force=force)
+    except Exception as e: sys.exit(f"nbdev could not process the notebooks: {e}")
+    t1 = time.perf_counter()
+    quarto = bool(shutil.which('quarto')) and not no_quarto
+    (render_quarto if quarto else render_smalldocs)(proc, out, cfg)
+    offline_site(out)
+    print(f"processed notebooks in {t1-t0:.1f}s, rendered {out} with {'Quarto' if quarto else 'smalldocs'} in {time.perf_counter()-t1:.1f}s")
     write_readme(readme_out, proc=proc, cfg=cfg)
     pages = sorted(p.relative_to(out).as_posix() for p in out.rglob('*.html'))
     print(f"built {len(pages)} pages and {readme_out} in {time.perf_counter()-t0:.1f}s: {' '.join(pages)}")
+
+if __name__ == '__main__':  # `call_parse` has run `main` by now, and every file is written and closed
+    # nbdev's processing leaves an IPython shell per notebook: at exit each one runs a full garbage collection, and
+    # then the interpreter tears torch down; on a busy 2-core machine that took longer than the build itself.
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(0)
