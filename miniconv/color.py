@@ -17,7 +17,7 @@ from torchvision.transforms.v2.functional import resize
 
 from .checks import check_conv, add_param_docs
 from .plotting import show_image, subplots, set_alt
-from .kernels import corr2d, _corr2d
+from .kernels import corr2d, corr2d_planes
 from .strides_padding import conv_out_size
 
 # %% auto #0
@@ -86,7 +86,7 @@ def _responses(x, weight):
     nf, ni, kh, kw = weight.shape
     res = x.new_empty(*x.shape[:-3], nf, ni, conv_out_size(x.shape[-2], kh), conv_out_size(x.shape[-1], kw))
     for o in range(nf):
-        for i in range(ni): res[..., o, i, :, :] = _corr2d(x[..., i, :, :], weight[o, i])
+        for i in range(ni): res[..., o, i, :, :] = corr2d_planes(x[..., i, :, :], weight[o, i])
     return res
 
 def channel_responses(x:torch.Tensor,     # Input shaped [ch_in,H,W] or [N,ch_in,H,W]

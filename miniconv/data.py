@@ -96,7 +96,10 @@ MAX_GZ = 24_000_000 # the most we read of a gzipped file
 
 class MnistFileError(ValueError):
     "A data file that is missing, damaged, or not what it claims to be; `why` says what is wrong in a few words"
-    def __init__(self, msg, why=None): super().__init__(msg); self.why = why or msg
+    def __init__(self,
+                 msg:str,            # The whole message: the file, what is wrong and what to do
+                 why:str|None=None,  # What is wrong, in a few words; default: `msg`
+                ): super().__init__(msg); self.why = why or msg
 
 _HOWTO = f"For the full set, run load_mnist('full') online or put {MNIST_FNAME} in $MINICONV_DATA."
 

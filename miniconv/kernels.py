@@ -15,8 +15,8 @@ from torch import tensor
 from .checks import as_int, check_fits, add_param_docs
 
 # %% auto #0
-__all__ = ['top_edge', 'left_edge', 'diag1_edge', 'diag2_edge', 'GREEK', 'apply_kernel', 'conv_loop', 'corr2d', 'conv_symbols',
-           'conv_equations', 'equation_strs', 'draw_viewpoints', 'convolve']
+__all__ = ['top_edge', 'left_edge', 'diag1_edge', 'diag2_edge', 'GREEK', 'apply_kernel', 'conv_loop', 'corr2d_planes', 'corr2d',
+           'conv_symbols', 'conv_equations', 'equation_strs', 'draw_viewpoints', 'convolve']
 
 # %% ../nbs/04_kernels.ipynb #ec626da4
 top_edge = tensor([[-1, -1, -1],
@@ -69,8 +69,10 @@ def conv_loop(img:torch.Tensor,    # 2-D image, shape (h, w)
                         for i in range(h-kh+1)])
 
 # %% ../nbs/04_kernels.ipynb #3824d5a9
-def _corr2d(img, kernel):
-    "`corr2d` without the checks; `img` may be a stack of images `[..., h, w]`"
+def corr2d_planes(img:torch.Tensor,    # Images, shape (..., h, w)
+                  kernel:torch.Tensor, # 2-D kernel, shape (kh, kw), no larger than an image
+                 ) -> torch.Tensor:
+    "`corr2d` of every `[h, w]` plane of `img`, with no argument checks: for callers that have checked their inputs once"
     (h, w), (kh, kw) = img.shape[-2:], kernel.shape
     oh, ow = h-kh+1, w-kw+1
     return sum(kernel[u, v] * img[..., u:u+oh, v:v+ow] for u in range(kh) for v in range(kw))
@@ -80,7 +82,7 @@ def corr2d(img:torch.Tensor,    # 2-D image, shape (h, w)
           ) -> torch.Tensor:
     "What `conv_loop` computes, as a sum of `kh*kw` shifted copies of `img` instead of a loop over positions"
     check_fits(img, kernel)
-    return _corr2d(img, kernel)
+    return corr2d_planes(img, kernel)
 
 # %% ../nbs/04_kernels.ipynb #26da5a39
 GREEK = 'αβγδεζηθικλμνξοπρστυφχψω'
@@ -190,7 +192,7 @@ def convolve(img:torch.Tensor,    # 2-D image, shape (h, w)
             ) -> torch.Tensor:
     "True convolution (the kernel flipped on both axes) at every position where `kernel` fits in `img`: shape (h-kh+1, w-kw+1)"
     check_fits(img, kernel)
-    return _corr2d(img, kernel.flip(0, 1))
+    return corr2d_planes(img, kernel.flip(0, 1))
 
 # %% ../nbs/04_kernels.ipynb #3ebb3465
 add_param_docs(__name__)

@@ -18,7 +18,7 @@ from .checks import as_int, check_2d, add_param_docs
 
 # %% auto #0
 __all__ = ['set_alt', 'alt_text', 'retina_png', 'show_image', 'subplots', 'get_grid', 'show_images', 'show_kernel',
-           'show_kernels']
+           'show_kernels', 'live_frontend']
 
 # %% ../nbs/02_plotting.ipynb #3a30d598
 def set_alt(fig:Figure|Axes, # A matplotlib figure, or one of its axes
@@ -173,6 +173,14 @@ def show_kernels(ks:list,               # 2-D kernels
     axs = get_grid(len(ks), nrows, ncols, **kwargs)[1]
     for k, t, ax in zip_longest(ks, titles or [], axs): show_kernel(k, ax=ax, vmax=vmax, values=values, title=t)
     return axs
+
+# %% ../nbs/02_plotting.ipynb #90e8c11f
+def live_frontend() -> bool:
+    "Was the running cell sent by a Jupyter front-end a person uses (it can answer `input()`), not a headless runner?"
+    try: from IPython import get_ipython
+    except ImportError: return False
+    k = getattr(get_ipython(), 'kernel', None)  # plain Python and nbdev_test (execnb) have no kernel
+    return k is not None and bool(k.get_parent().get('content', {}).get('allow_stdin'))
 
 # %% ../nbs/02_plotting.ipynb #b3d8bed4
 add_param_docs(__name__)

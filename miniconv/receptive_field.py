@@ -13,7 +13,7 @@ from torch import nn
 from .checks import check_2d, add_param_docs
 from .cnn import simple_cnn
 from .data import load_mnist
-from .plotting import show_image, set_alt
+from .plotting import show_image, set_alt, live_frontend
 from .strides_padding import conv_out_size
 
 # %% auto #0
@@ -138,13 +138,6 @@ def unit_fields(model:nn.Module, # An `nn.Sequential` CNN
     return res
 
 # %% ../nbs/08_receptive_field.ipynb #acef6d91
-def _person_at_frontend() -> bool:
-    "Was the running cell sent by a Jupyter front-end that can answer `input()` (e.g. JupyterLab), not a headless runner?"
-    try: from IPython import get_ipython
-    except ImportError: return False
-    k = getattr(get_ipython(), 'kernel', None)  # plain Python and nbdev_test (execnb) have no kernel
-    return k is not None and bool(k.get_parent().get('content', {}).get('allow_stdin'))
-
 def _maps(model, img):
     "`{name: 2-D map}`: `img`, and the channel mean after every layer of `model` that keeps a grid"
     p = next(model.parameters(), None)
@@ -191,7 +184,7 @@ def rf_explorer(model:nn.Module|None=None,  # A sequential CNN; default: an untr
     def centre(k): return central_unit(rh.loc[rows[k]], h), central_unit(rw.loc[rows[k]], w)
     i, j = unit or centre(layer-1)
     unit_fields(model, (h, w), convs[layer-1], i, j)  # a ValueError if the unit is outside the grid
-    if not (_person_at_frontend() if live is None else live): return _unit_figure(model, img, convs, layer-1, i, j, maps)
+    if not (live_frontend() if live is None else live): return _unit_figure(model, img, convs, layer-1, i, j, maps)
 
     import ipywidgets as W
     from IPython.display import clear_output, display

@@ -22,7 +22,7 @@ from matplotlib.path import Path as MPath
 from matplotlib.text import Text
 
 from .checks import as_int, as_pair, add_param_docs
-from .plotting import set_alt, retina_png
+from .plotting import set_alt, retina_png, live_frontend
 
 # %% auto #0
 __all__ = ['COLUMN_PX', 'LABEL_PX', 'CELL_PX', 'FORMULA', 'EXPLORER_RANGES', 'conv_out_size', 'window_starts', 'conv_steps',
@@ -343,14 +343,6 @@ def _explorer_fig(h, w, ks, stride, padding, dilation, step):
              f"columns: {conv_formula(w, ks, stride, padding, dilation)}")
     return show_conv(x, k, stride, padding, dilation, at=(step,), title=title)
 
-def _has_kernel():
-    "Whether we run in a Jupyter kernel, the only place ipywidgets can reach a front-end"
-    # A script has no IPython; nbdev_test's shell (execnb) and IPython in a terminal have no kernel. A kernel cannot tell
-    # whether a front-end is watching: nbclient, which runs notebooks for the site, looks like any other client.
-    try: from IPython import get_ipython
-    except ImportError: return False
-    return getattr(get_ipython(), 'kernel', None) is not None
-
 @functools.cache
 def _explorer_box():
     "The class of the explorer's outer box, made on first use so that the module does not need ipywidgets"
@@ -407,13 +399,13 @@ def conv_explorer(h:int=5,        # Input height H
                   padding:int=0,  # Zeros added on each side
                   dilation:int=1, # Spacing between the kernel's taps
                   step:int=0,     # Window to show first (an index into `conv_steps`; -1 is the last)
-                  live:bool|None=None, # Sliders (True) or one static figure (False); sliders in a Jupyter kernel if None
+                  live:bool|None=None, # Sliders (True) or one static figure (False); default: `live_frontend()`
                  ):
     "Explore a convolution of a small demo input: sliders for the sizes and the window in a notebook, else one figure"
     for n in (h, w): conv_out_size(n, ks, stride, padding, dilation)  # refuse what PyTorch refuses, before any work
     step = as_int(step, 'step')
     state = dict(h=h, w=w, ks=ks, stride=stride, padding=padding, dilation=dilation, step=step)
-    if live is None: live = _has_kernel()
+    if live is None: live = live_frontend()
     return _explorer_widget(state) if live else _explorer_fig(**state)
 
 # %% ../nbs/05_strides_padding.ipynb #255da055

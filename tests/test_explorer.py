@@ -7,12 +7,11 @@ formula and, at every step, the input cells the window covers and the output cel
 `F.unfold`. Settings PyTorch refuses must be refused on the page with `conv_out_size`'s reason. Other tests check
 the keyboard, a phone-sized touch screen, the words for screen readers, and that the page fetches nothing.
 The ipywidgets explorer is checked in Python, without a browser."""
-import functools, http.server, itertools, json, os, shutil, socket, subprocess, tempfile, threading, time
-import urllib.request
+import itertools, json, tempfile
 from pathlib import Path
 
 import pytest
-import websocket  # websocket-client
+from cdp import chromium, serve
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
@@ -61,65 +60,10 @@ def pytorch_agrees(h, w, ks, s, p, d, exp):
 
 # A minimal Chrome DevTools protocol client. test_browser.py has a fuller one, but importing it builds nothing and
 # still costs seconds (it imports the docs build), and this test has to stay fast.
-CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
-FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-         '--disable-sync', '--no-first-run']  # see TOOLCHAIN.md: without the network flags it tries to reach the internet
-
-class CDP:
-    "A DevTools protocol session on one page: `cdp(method, **params)` returns the result; events pile up in `events`"
-    def __init__(self, ws_url):
-        self.ws, self.n, self.events = websocket.create_connection(ws_url, timeout=60, suppress_origin=True), 0, []
-    def __call__(self, method, **params):
-        self.n += 1
-        self.ws.send(json.dumps({'id': self.n, 'method': method, 'params': params}))
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get('id') == self.n:
-                if 'error' in msg: raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get('result', {})
-            self.events.append(msg)
-    def js(self, expr): # A JavaScript expression
-        "Its value in the page"
-        r = self('Runtime.evaluate', expression=expr, returnByValue=True, awaitPromise=True)
-        if 'exceptionDetails' in r: raise RuntimeError(f"{expr[:80]}: {r['exceptionDetails']}")
-        return r['result'].get('value')
-    def goto(self, url): # A page address
-        "Load `url` and wait until it is complete"
-        self('Page.navigate', url=url)
-        end = time.monotonic() + 20
-        while not self.js(f"location.href === {json.dumps(url)} && document.readyState === 'complete'"):
-            if time.monotonic() > end: raise TimeoutError(url)
-            time.sleep(0.05)
-
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args): pass
-
 @pytest.fixture(scope='module')
 def browser():
     "Headless Chromium with a fresh profile, and a CDP session on its page"
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium (make test does this)"
-    prof = tempfile.mkdtemp(prefix='miniconv_chromium_')
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f'--user-data-dir={prof}', f'--remote-debugging-port={port}', 'about:blank'],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        end, targets = time.monotonic() + 30, []
-        while not targets:
-            if proc.poll() is not None or time.monotonic() > end: raise RuntimeError("chromium did not open its DevTools port")
-            try:
-                with urllib.request.urlopen(f'http://127.0.0.1:{port}/json/list', timeout=2) as r:
-                    targets = [t for t in json.load(r) if t['type'] == 'page']
-            except OSError: time.sleep(0.2)
-        cdp = CDP(targets[0]['webSocketDebuggerUrl'])
-        cdp('Page.enable'); cdp('Runtime.enable')
-        cdp('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
-        yield cdp
-        cdp.ws.close()
-    finally:
-        proc.terminate()
-        try: proc.wait(10)
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
-        shutil.rmtree(prof, ignore_errors=True)
+    with chromium() as cdp: yield cdp
 
 
 @pytest.fixture(scope='module')
@@ -131,13 +75,10 @@ def page(browser):
         '<meta name="viewport" content="width=device-width, initial-scale=1"><title>Convolution explorer</title></head>'
         '<body style="font-family: sans-serif"><main style="max-width: 46rem; margin: 0 auto; padding: 0 1rem">'
         f'{explorer_html(5, 5, 3, stride=2, padding=1).data}</main></body></html>', encoding='utf-8')
-    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(tmp)))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    url = f'http://127.0.0.1:{srv.server_address[1]}/index.html'
-    browser('Network.enable')
-    browser.goto(url)
-    yield browser, url
-    srv.shutdown(); srv.server_close()
+    with serve(tmp) as base:
+        url = base + 'index.html'
+        browser.goto(url)
+        yield browser, url
 
 
 # One call per setting: move each slider as a user does (value, then an `input` event), then every step with the

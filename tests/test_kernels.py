@@ -106,4 +106,4 @@ def test_corr2d_matches_conv_loop(ik):
     img, k = ik
     torch.testing.assert_close(K.corr2d(img, k), conv_loop(img, k), atol=1e-5, rtol=1e-5)
     # the unchecked core runs over a stack of images, as the colour chapter uses it
-    torch.testing.assert_close(K._corr2d(torch.stack([img, -img]), k)[1], -K.corr2d(img, k), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(K.corr2d_planes(torch.stack([img, -img]), k)[1], -K.corr2d(img, k), atol=1e-5, rtol=1e-5)
