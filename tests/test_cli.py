@@ -28,6 +28,14 @@ BAD = [
     (['--lr', 'nan'], ['--lr', 'positive']),
     (['--save', '/no/such/folder/m.pt'], ['--save', '/no/such/folder']),
     (['--frobnicate'], ['unrecognized arguments: --frobnicate']),
+    # issue 16 §4/§5
+    (['--lr', 'inf'], ['--lr must be a finite positive number, got --lr=inf']),
+    (['--lr=-inf'], ['--lr must be a finite positive number']),
+    (['--bs', '100000'], ['--bs must be at most 1024, got --bs=100000']),
+    (['--seed', '-1'], ['--seed must be a non-negative integer']),
+    (['--save', '/'], ["--save '/' is a folder, not a file name"]),
+    (['--epochs', '0', '--save', '/'], ["--save '/' is a folder"]),  # the checkpoint path is checked first
+    (['--arch', 'huge'], ["invalid choice: 'huge' (choose from 'simple', 'better')"]),
 ]
 
 @pytest.mark.parametrize('args, words', [BAD[0], BAD[3]])
@@ -134,3 +142,108 @@ def test_cli_bad_flag_no_traceback(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and 'usage: miniconv_sheet' in r.stderr and 'stride must be' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr and not (tmp_path/'conv-example.xlsx').exists()
+
+
+# Issue 16 §4: --save is checked (and ~ expanded) before any work
+def test_save_expands_home(tmp_path, monkeypatch, capsys):
+    import miniconv.cli as tr
+    from miniconv.cnn import simple_cnn
+    monkeypatch.setenv('HOME', str(tmp_path))
+    monkeypatch.setattr(tr, 'train', lambda *a, **k: (simple_cnn().eval(), [dict(accuracy=0.5)]))
+    monkeypatch.setattr(sys, 'argv', ['miniconv_train', '--arch', 'simple', '--source', 'subset', '--save', '~/m.pt'])
+    assert tr.miniconv_train() is None
+    assert (tmp_path/'m.pt').is_file() and f"saved checkpoint to {tmp_path/'m.pt'}" in capsys.readouterr().out
+    assert load_model(tmp_path/'m.pt') is not None
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root can write to any folder')
+def test_save_to_an_unwritable_folder(tmp_path, monkeypatch, capsys):
+    import miniconv.cli as tr
+    ro = tmp_path/'ro'; ro.mkdir(); ro.chmod(0o500)
+    monkeypatch.setattr(sys, 'argv', ['miniconv_train', '--save', str(ro/'m.pt')])
+    monkeypatch.setattr(tr, 'load_mnist', lambda *a, **k: pytest.fail('loaded data despite a bad flag'))
+    with pytest.raises(SystemExit) as e: tr.miniconv_train()
+    assert e.value.code == 2 and 'is not writable' in capsys.readouterr().err
+
+# Issue 14: output to a pipe has no progress-bar frames; a closed pipe is not a traceback
+QUICK = ['--arch', 'simple', '--source', 'subset', '--epochs', '4', '--n_train', '500', '--seed', '0']
+
+def test_piped_output_has_no_bar_frames():
+    r = run(*QUICK, timeout=240)
+    assert r.returncode == 0, r.stderr
+    assert '\r' not in r.stdout and '█' not in r.stdout, repr(r.stdout[:500])
+    lines = r.stdout.splitlines()
+    assert lines[1].split() == ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time'], lines
+    assert [l.split()[0] for l in lines[2:4]] == ['0', '1'] and 'validation accuracy' in lines[-1], lines
+
+def test_closed_pipe_is_not_a_traceback():
+    "As `miniconv_train ... | head -1`: the reader takes one line and goes away; the command stops quietly"
+    p = subprocess.Popen([*CMD, *QUICK], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    first = p.stdout.readline()
+    p.stdout.close()  # what head does after its line
+    err = p.stderr.read()
+    rc = p.wait(timeout=240)
+    assert first.startswith('miniconv_train: simple CNN on subset MNIST'), first
+    assert 'Traceback' not in err and 'BrokenPipeError' not in err and 'Exception ignored' not in err, err
+    assert rc == 1, (rc, err)
+
+# Issue 14: `Param(...)` values don't show raw in the API docs
+@pytest.mark.parametrize('name', ['train_cli', 'bench_cli', 'sheet_cli'])
+def test_api_docs_show_no_raw_param(name):
+    from nbdev.showdoc import show_doc
+    import miniconv.cli as tr
+    md = show_doc(getattr(tr, name))._repr_markdown_()
+    assert 'Param(' not in md and 'choices=' not in md, md
+    assert f'def {name}(' in md
+
+def test_help_lists_the_choices(monkeypatch, capsys):
+    import miniconv.cli as tr
+    monkeypatch.setattr(sys, 'argv', ['miniconv_train', '--help'])
+    with pytest.raises(SystemExit) as e: tr.miniconv_train()
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and '--arch {simple,better}' in out and '--source {auto,full,subset}' in out, out
+
+def test_python_callers_get_the_same_checks(capsys):
+    "Called from Python, a plain string outside the choices is a usage error too"
+    from miniconv.cli import train_cli
+    with pytest.raises(SystemExit) as e: train_cli(arch='huge')
+    assert e.value.code == 2 and "--arch must be one of ['simple', 'better'], got 'huge'" in capsys.readouterr().err
+
+
+# miniconv_sheet: the path as the first argument (issue 14), bounds checked first (issue 16)
+def test_sheet_path_as_first_argument(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['miniconv_sheet', 'digit.xlsx', '--idx', '3'])
+    assert miniconv_sheet() is None
+    assert (tmp_path/'digit.xlsx').is_file() and not (tmp_path/'conv-example.xlsx').exists()
+    assert 'training digit 3' in capsys.readouterr().out
+    monkeypatch.setattr(sys, 'argv', ['miniconv_sheet', '--path', 'flag.xlsx'])
+    assert miniconv_sheet() is None
+    assert (tmp_path/'flag.xlsx').is_file()
+
+@pytest.mark.parametrize('flags,msg', [(['--padding', '1000'], 'padding must be at most 2, got padding=1000'),
+                                       (['--padding', '3'], 'padding must be at most 2'),
+                                       (['--path', '.'], 'must end in .xlsx'),
+                                       (['.'], 'must end in .xlsx'),
+                                       (['--path', '/no/such/dir/x.xlsx', '--padding', '1000'], 'does not exist'),
+                                       (['~/no/such/dir/x.xlsx'], 'does not exist')])
+def test_sheet_bounds_and_path_checked_before_work(tmp_path, monkeypatch, capsys, flags, msg):
+    import miniconv.cli as cli
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('HOME', str(tmp_path))
+    monkeypatch.setattr(cli, 'load_mnist', lambda *a, **k: pytest.fail('loaded data despite a bad flag'))
+    monkeypatch.setattr(sys, 'argv', ['miniconv_sheet', *flags])
+    with pytest.raises(SystemExit) as e: miniconv_sheet()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and 'usage: miniconv_sheet' in err and msg in err, err
+    assert list(tmp_path.iterdir()) == []
+
+def test_failed_save_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import miniconv.cli as tr
+    from miniconv.cnn import simple_cnn
+    def full_disk(*a, **k): raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos 5248 vs 5144')
+    monkeypatch.setattr(tr, 'train', lambda *a, **k: (simple_cnn().eval(), [dict(accuracy=0.5)]))
+    monkeypatch.setattr(tr, 'save_model', full_disk)
+    monkeypatch.setattr(sys, 'argv', ['miniconv_train', '--source', 'subset', '--save', str(tmp_path/'m.pt')])
+    with pytest.raises(SystemExit) as e: tr.miniconv_train()
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.startswith(f"miniconv_train: error: could not write {tmp_path/'m.pt'}") and len(err.splitlines()) == 1, err
