@@ -1,4 +1,6 @@
-"Property tests: `im2col`, `col2im` and `conv2d` against `F.unfold`, `F.fold` and `F.conv2d` on random configurations"
+"Property tests: `im2col`, `col2im`, `conv2d` and `conv_unfold` against `F.unfold`, `F.fold` and `F.conv2d` on random configurations"
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,43 +8,83 @@ from hypothesis import given, settings, strategies as st
 from torch.testing import assert_close
 
 import miniconv.im2col as m
-from miniconv.im2col import im2col, im2col_loop, col2im, conv2d
+from miniconv.im2col import im2col, im2col_loop, col2im, conv2d, conv_unfold, patches, speed_table, conv_specs
 
 TOL = dict(rtol=1e-4, atol=1e-4)  # float32: sums of up to a few hundred products, in a different order than PyTorch's
-pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py
+pytestmark = [pytest.mark.usefixtures('one_thread'),  # see conftest.py
+              pytest.mark.filterwarnings("ignore:Using padding='same'")]  # PyTorch's note that an even 'same' kernel needs a padded copy
 
 pair = lambda lo, hi: st.tuples(st.integers(lo, hi), st.integers(lo, hi))
 as_arg = lambda t: t[0] if t[0] == t[1] else t  # pass equal pairs as one int, so both forms get tested
 
 @st.composite
-def configs(draw):
-    "A random batch, kernel, stride, padding and dilation for which the kernel fits the padded input"
-    n, ci, co = draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(1, 5))
+def configs(draw, grouped=False):
+    "A random batch, kernel, stride, padding and dilation for which the kernel fits the padded input; with `grouped`, also groups, 'same'/'valid' and one image"
+    n, ci, co, g = draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(1, 5)), 1
     ks, stride, pad, dil = draw(pair(1, 4)), draw(pair(1, 3)), draw(pair(0, 2)), draw(pair(1, 3))
+    one = False
+    if grouped:
+        kind = draw(st.sampled_from(['groups', 'depthwise', 'depthwise', 'same', 'valid', 'plain']))
+        if kind in ('groups', 'same', 'valid'): g = draw(st.integers(1, 3)); ci, co = g*draw(st.integers(1, 3)), g*draw(st.integers(1, 3))
+        if kind == 'depthwise': g = ci = co = draw(st.integers(1, 6))
+        if kind == 'same': stride, pad = (1, 1), 'same'
+        if kind == 'valid': pad = 'valid'
+        one = draw(st.booleans())
+    pp = (0, 0) if isinstance(pad, str) else pad
     span = [d*(k-1) + 1 for k, d in zip(ks, dil)]
-    h, w = (draw(st.integers(max(1, s - 2*p), max(1, s - 2*p) + 7)) for s, p in zip(span, pad))
-    return dict(n=n, ci=ci, co=co, h=h, w=w, ks=ks, stride=stride, padding=pad, dilation=dil,
+    h, w = (draw(st.integers(max(1, s - 2*p), max(1, s - 2*p) + 7)) for s, p in zip(span, pp))
+    return dict(n=n, ci=ci, co=co, g=g, h=h, w=w, ks=ks, stride=stride, padding=pad, dilation=dil, one=one,
                 bias=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)))
 
 def tensors(c):
     g = torch.Generator().manual_seed(c['seed'])
     x = torch.randn(c['n'], c['ci'], c['h'], c['w'], generator=g)
-    wt = torch.randn(c['co'], c['ci'], *c['ks'], generator=g)
+    wt = torch.randn(c['co'], c['ci']//c['g'], *c['ks'], generator=g)
     b = torch.randn(c['co'], generator=g) if c['bias'] else None
-    return x, wt, b, {k: as_arg(c[k]) for k in ('stride', 'padding', 'dilation')}
+    kw = {k: c[k] if isinstance(c[k], str) else as_arg(c[k]) for k in ('stride', 'padding', 'dilation')}
+    if c['g'] > 1: kw['groups'] = c['g']
+    return (x[0] if c['one'] else x), wt, b, kw
 
-@settings(max_examples=400, deadline=None, derandomize=True)
-@given(configs())
-def test_conv2d_matches_pytorch(c):
+def check_against_pytorch(conv, c):
+    "Output and the gradients for x, weight and bias of `conv` equal those of `F.conv2d`"
     x, wt, b, kw = tensors(c)
     leaves = [t.clone().requires_grad_() for t in (x, wt) + ((b,) if b is not None else ())]
     refs = [t.clone().requires_grad_() for t in leaves]
-    out = conv2d(*leaves[:2], leaves[2] if b is not None else None, **kw)
+    out = conv(*leaves[:2], leaves[2] if b is not None else None, **kw)
     ref = F.conv2d(*refs[:2], refs[2] if b is not None else None, **kw)
     assert out.shape == ref.shape
     assert_close(out, ref, **TOL)
     go = torch.randn(ref.shape, generator=torch.Generator().manual_seed(c['seed'] + 1))
     for a, r in zip(torch.autograd.grad(out, leaves, go), torch.autograd.grad(ref, refs, go)): assert_close(a, r, **TOL)
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(configs())
+def test_conv2d_matches_pytorch(c): check_against_pytorch(conv2d, c)
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(configs(grouped=True))
+def test_conv2d_groups_same_unbatched_match_pytorch(c):
+    "Groups (depthwise in a third of the cases), 'same'/'valid' padding and one image [C, H, W]: output and every gradient"
+    check_against_pytorch(conv2d, c)
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(configs(grouped=True))
+def test_conv_unfold_matches_pytorch(c): check_against_pytorch(conv_unfold, c)
+
+def test_grouped_configs_cover_what_they_claim():
+    "The strategy really draws depthwise, grouped, 'same', 'valid' and unbatched cases, with H != W and asymmetric strides"
+    seen = []
+    @settings(max_examples=400, deadline=None, derandomize=True)
+    @given(configs(grouped=True))
+    def collect(c): seen.append(c)
+    collect()
+    assert len(seen) >= 300
+    assert sum(c['g'] == c['ci'] == c['co'] > 1 for c in seen) >= 50                 # depthwise
+    assert sum(1 < c['g'] < c['ci'] for c in seen) >= 30                            # grouped, several channels per group
+    assert sum(c['padding'] == 'same' for c in seen) >= 30 and sum(c['padding'] == 'valid' for c in seen) >= 30
+    assert sum(c['one'] for c in seen) >= 100 and sum(c['h'] != c['w'] for c in seen) >= 200
+    assert sum(c['stride'][0] != c['stride'][1] for c in seen) >= 50
+    assert sum(not isinstance(c['padding'], str) and c['padding'][0] != c['padding'][1] for c in seen) >= 30
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(configs())
@@ -54,6 +96,28 @@ def test_im2col_matches_unfold(c):
     assert_close(im2col_loop(x, ks, **kw), ref, rtol=0, atol=0)
     assert_close(col2im(ref, (c['h'], c['w']), ks, **kw), F.fold(ref, (c['h'], c['w']), ks, **kw), **TOL)
 
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(ks=pair(1, 4), stride=pair(1, 3), dil=pair(1, 2), h=st.integers(1, 9), w=st.integers(1, 9), pad=pair(0, 2), seed=st.integers(0, 99))
+def test_patches_ceil_mode_is_max_pooling(ks, stride, dil, h, w, pad, seed):
+    "With ceil_mode and -inf padding, the largest value of each window is F.max_pool2d, overhanging windows included"
+    pad = tuple(min(p, k//2) for p, k in zip(pad, ks))
+    x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(seed))
+    try: ref = F.max_pool2d(x, ks, stride, pad, dil, ceil_mode=True)
+    except RuntimeError: return  # PyTorch refuses (output too small); its rule is tested in test_pooling
+    p = patches(x, ks, stride, pad, dil, ceil_mode=True, value=float('-inf'))
+    assert_close(p.flatten(2, 3).amax(2), ref, rtol=0, atol=0)
+
+@pytest.mark.parametrize('conv', [conv2d, conv_unfold])
+@pytest.mark.parametrize('xs,ws', [((2, 0, 5, 6), (4, 0, 3, 3)), ((0, 3, 5, 6), (4, 3, 3, 3)), ((0, 5, 6), (4, 0, 3, 3)),
+                                   ((0, 4, 5, 6), (4, 2, 3, 3)), ((2, 0, 5, 6), (4, 0, 3, 3))])
+def test_empty_inputs_give_what_pytorch_gives(conv, xs, ws):
+    "0 input channels (PyTorch answers an empty [N, 0, oh, ow]) and batch 0: same shape, values and gradients as F.conv2d"
+    groups = 2 if xs[-3] == 4 else 1
+    x, w, b = torch.zeros(xs, requires_grad=True), torch.randn(ws, requires_grad=True), torch.randn(ws[0], requires_grad=True)
+    out, ref = conv(x, w, b, padding=1, groups=groups), F.conv2d(x, w, b, padding=1, groups=groups)
+    assert out.shape == ref.shape
+    for a, r in zip(torch.autograd.grad(out.sum(), (x, w, b)), torch.autograd.grad(ref.sum(), (x, w, b))): assert_close(a, r, rtol=0, atol=0)
+
 @pytest.mark.parametrize('args,kw,msg', [
     ((torch.zeros(2, 3, 8, 8), torch.zeros(4, 1, 3, 3)), {}, '3 channels'),
     ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 3, 3)), dict(dilation=3), 'spans (7, 7)'),
@@ -62,12 +126,47 @@ def test_im2col_matches_unfold(c):
     ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 3, 3)), dict(padding=-1), 'padding=-1'),
     ((torch.zeros(5, 5), torch.zeros(1, 1, 3, 3)), {}, 'shape (5, 5)'),
     ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 3, 3)), {}, 'shape (1, 3, 3)'),
+    ((torch.zeros(1, 4, 5, 5), torch.zeros(6, 2, 3, 3)), dict(groups=3), 'groups=3 must divide the input channels (4'),
+    ((torch.zeros(1, 4, 5, 5), torch.zeros(6, 4, 3, 3)), dict(groups=0), 'groups=0'),
+    ((torch.zeros(1, 3, 5, 5), torch.zeros(0, 3, 3, 3)), {}, 'no output channels: shape (0, 3, 3, 3)'),
+    ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 3, 3)), dict(padding='same', stride=2), "padding='same' needs stride 1, got stride=2"),
+    ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 3, 3)), dict(padding='full'), "padding='full'"),
+    ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 3, 3), torch.zeros(1, dtype=torch.float64)), {}, 'bias is torch.float64'),
+    ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 6, 3)), dict(padding=0), 'larger than the padded input (5, 5)'),
 ])
-def test_bad_input_fails_before_any_work(monkeypatch, args, kw, msg):
+@pytest.mark.parametrize('conv', [conv2d, conv_unfold])
+def test_bad_input_fails_before_any_work(monkeypatch, conv, args, kw, msg):
     "Every bad argument raises a ValueError naming it, and no padding, view or product is attempted"
     def boom(*a, **k): raise AssertionError('work started before the arguments were checked')
     for name in ('pad', 'unfold'): monkeypatch.setattr(m.F, name, boom)
     monkeypatch.setattr(m._Conv2d, 'apply', boom)
     monkeypatch.setattr(m, 'patches', boom)
-    with pytest.raises(ValueError) as e: conv2d(*args, **kw)
+    with pytest.raises(ValueError) as e: conv(*args, **kw)
     assert msg in str(e.value)
+
+def test_speed_table_rows():
+    "The training pass: its first-layer row asks for no input gradient, and its total adds the later layers' fwd+bwd rows"
+    from torch import nn
+    specs = conv_specs(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.Conv2d(2, 3, 3, padding=1)), 8)
+    df = speed_table(specs, bs=2, repeats=1, threads=1, name='tiny')
+    assert [p for c, p in df.index if c == 'tiny, bs=2'] == ['forward', 'train', 'fwd+bwd']
+    assert [c for c, p in df.index if p == 'train'] == ['conv 1->2, 8x8', 'tiny, bs=2']
+    both = df.xs('fwd+bwd', level='pass')
+    for col in ('unfold', 'conv2d', 'F.conv2d'):
+        assert df.loc[('tiny, bs=2', 'train'), col] == pytest.approx(df.loc[('conv 1->2, 8x8', 'train'), col] + both.loc['conv 2->3, 4x4', col])
+        assert df.loc[('tiny, bs=2', 'fwd+bwd'), col] == pytest.approx(both.iloc[:-1][col].sum())
+    with pytest.raises(ValueError, match='specs is empty'): speed_table([], bs=2)
+
+def test_training_pass_skips_the_input_gradient(monkeypatch):
+    "The 'train' pass of the first layer really runs backward without the input gradient, for our conv2d"
+    seen = []
+    orig = m._Conv2d.backward
+    def spy(ctx, go):
+        seen.append(ctx.needs_input_grad[0])
+        return orig(ctx, go)
+    monkeypatch.setattr(m._Conv2d, 'backward', staticmethod(spy))
+    from torch import nn
+    x, w, b = (torch.randn(s, requires_grad=True) for s in ((2, 1, 6, 6), (2, 1, 3, 3), (2,)))
+    go = torch.randn(2, 2, 4, 4)
+    m._fwd_bwd(conv2d, x, w, b, go, {}, need_x=False)(); m._fwd_bwd(conv2d, x, w, b, go, {})()
+    assert seen == [False, True]
