@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, unquote
 import pytest
 
 from cdp import chromium, serve
-from test_docs import ROOT, built_site, nb_title, notebooks, page_of
+from test_docs import ROOT, built_site, nb_title, notebooks, page_of, solutions
 
 SHOTS = ROOT/'screenshots'
 SEARCH_TERM = 'conv2d'
@@ -43,6 +43,9 @@ PAGE_JS = """(() => {
     title: document.title,
     h1: (document.querySelector('h1') || {}).textContent || '',
     sidebar: Array.from(document.querySelectorAll('#quarto-sidebar a[href]')).map(a => a.href),
+    sections: Array.from(document.querySelectorAll('#quarto-sidebar .sidebar-item-section')).map(s => ({
+      title: ((s.querySelector('.menu-text') || {}).textContent || '').trim(),
+      links: Array.from(s.querySelectorAll('a[href]')).map(a => a.href)})),
     imgs: Array.from(document.images).map(i => ({src: i.src.slice(0, 60), complete: i.complete, w: i.naturalWidth,
       alt: i.getAttribute('alt'), shown: i.getBoundingClientRect().width, attrW: i.getAttribute('width'),
       room: i.parentElement.getBoundingClientRect().width})),
@@ -78,7 +81,7 @@ def pages(server, browser):
         p = page_of(nb)
         browser.goto(base + p)
         info = browser.js(PAGE_JS)
-        browser.screenshot(SHOTS/(Path(p).stem + '.jpg'))  # whole page; JPEG is twice as fast to take as PNG
+        browser.screenshot(SHOTS/(Path(p).with_suffix('').as_posix().replace('/', '_') + '.jpg'))  # whole page; JPEG is twice as fast to take as PNG
         browser.js('document.fonts.ready.then(() => 0)')  # collects the events of what the screenshot made the page load
         ev = browser.events
         info['exceptions'] = [e['params']['exceptionDetails'].get('text') for e in ev if e.get('method') == 'Runtime.exceptionThrown']
@@ -151,6 +154,30 @@ def test_prev_next(pages, server, nb):
     assert info['hasNav'], f"{page_of(nb)} has no previous/next links"
     assert info['prev'] == (order[i-1] if i else None), (info['prev'], order)
     assert info['next'] == (order[i+1] if i + 1 < len(order) else None), (info['next'], order)
+
+def test_solutions_section(pages, server):
+    "Every page's sidebar has one section, 'Solutions', holding exactly the solutions pages; the chapters sit outside it"
+    base, _ = server
+    want = [base + page_of(nb) for nb in solutions()]
+    for page, info in pages.items():
+        assert [s['title'] for s in info['sections']] == ['Solutions'], f"{page}: sections {info['sections']}"
+        assert info['sections'][0]['links'] == want, (page, info['sections'][0]['links'])
+        chapters = [h for h in info['sidebar'] if h.startswith(base) and h not in want]
+        assert {base + page_of(nb) for nb in notebooks() if nb not in solutions()} <= set(chapters), page
+
+def test_prev_next_within_sections(pages, server):
+    "Previous/next links stay in a page's own part of the sidebar: solutions lead to solutions and chapters to chapters, except where the two parts meet"
+    base, _ = server
+    sols = [base + page_of(nb) for nb in solutions()]
+    for page, info in pages.items():
+        here = base + page
+        if here in sols:
+            i = sols.index(here)
+            if i: assert info['prev'] == sols[i-1], (page, info['prev'])
+            if i + 1 < len(sols): assert info['next'] == sols[i+1], (page, info['next'])
+        else:
+            for side in ('prev', 'next'):
+                if info[side] in sols: assert side == 'next' and info['next'] == sols[0], (page, side, info[side])
 
 @pytest.mark.parametrize('nb', notebooks())
 def test_link_contrast(pages, nb):

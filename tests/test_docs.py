@@ -3,7 +3,7 @@ reference (show_doc and its docments) for every exported function, figures with 
 the network, and README.md is what index.ipynb makes.
 
 The site is built once per session into a temporary folder; `test_browser.py` loads the same build."""
-import atexit, functools, html, importlib, inspect, json, re, shutil, subprocess, sys, tempfile, time
+import atexit, functools, html, importlib, inspect, json, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import pytest
@@ -14,13 +14,21 @@ NBS = ROOT/'nbs'
 sys.path.insert(0, str(ROOT/'tools'))
 import build_docs  # noqa: E402  (tools/ is no package)
 
-def notebooks():
-    "The notebooks the site renders: nbs/*.ipynb, skipping names that start with `_` or `.` as nbdev does"
-    return sorted(p.name for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')))
+SOLUTIONS = 'solutions'  # the sub-folder of nbs/ whose notebooks the sidebar lists under "Solutions"
 
-def page_of(nb): # A notebook's file name
-    "Its page, named as nbdev names it: the number prefix dropped (`06a_spreadsheet.ipynb` -> `spreadsheet.html`)"
-    return re.sub(r'^\d+[a-zA-Z0-9]*_', '', Path(nb).stem.lower()) + '.html'
+def notebooks():
+    "The notebooks the site renders, relative to nbs/: the chapters and nbs/solutions/*, skipping names that start with `_` or `.` as nbdev does"
+    return sorted(p.relative_to(NBS).as_posix() for p in NBS.rglob('*.ipynb')
+                  if not any(part.startswith(('_', '.')) for part in p.relative_to(NBS).parts))
+
+def solutions():
+    "The solutions notebooks, relative to nbs/"
+    return [nb for nb in notebooks() if Path(nb).parent.as_posix() == SOLUTIONS]
+
+def page_of(nb): # A notebook's path relative to nbs/
+    "Its page, named as nbdev names it: the number prefix dropped (`06a_spreadsheet.ipynb` -> `spreadsheet.html`), in the same folder"
+    p = Path(nb)
+    return (p.parent/(re.sub(r'^\d+[a-zA-Z0-9]*_', '', p.stem.lower()) + '.html')).as_posix()
 
 def nb_json(nb): return json.loads((NBS/nb).read_text(encoding='utf-8'))
 def src(cell): return ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
@@ -61,18 +69,56 @@ def site():
 
 def test_notebooks_found():
     assert 'index.ipynb' in notebooks() and len(notebooks()) >= 2, notebooks()
+    assert solutions(), f"no notebooks in nbs/{SOLUTIONS}/"
+    assert page_of(f'{SOLUTIONS}/04_kernels.ipynb') == f'{SOLUTIONS}/kernels.html'
+    assert build_docs.page_name(Path(f'{SOLUTIONS}/04_kernels.ipynb')).as_posix() == f'{SOLUTIONS}/kernels.html'  # as nbdev names it
 
 @pytest.mark.parametrize('nb', notebooks())
 def test_page_per_notebook(site, nb):
     page = site/page_of(nb)
-    assert page.exists(), f"{nb} has no page {page.name}; pages: {sorted(p.name for p in site.glob('*.html'))}"
+    assert page.exists(), f"{nb} has no page {page_of(nb)}; pages: {site_pages(site)}"
     title = re.search(r'<title>(.*?)</title>', page.read_text(encoding='utf-8')).group(1)
     want = nb_title(nb)
     assert want and html.unescape(title).startswith(want), (title, want)
 
+def site_pages(site): # The built site
+    "Its pages, relative to the site's root, without the theme's own files"
+    return sorted(p.relative_to(site).as_posix() for p in site.rglob('*.html') if 'site_libs' not in p.relative_to(site).parts)
+
 def test_no_extra_pages(site):
     "Pages are named by nbdev's `output-file`, so no page keeps a notebook's number prefix"
-    assert sorted(p.name for p in site.glob('*.html')) == sorted(page_of(nb) for nb in notebooks())
+    assert site_pages(site) == sorted(page_of(nb) for nb in notebooks())
+
+def sidebar_sections(html_text): # A page of the site
+    "{section title: [hrefs of the links inside it]} of the page's sidebar"
+    res = {}
+    for m in re.finditer(r'(?s)<li class="sidebar-item sidebar-item-section">(.*?)</ul>\s*</li>', html_text):
+        title = re.search(r'<span class="menu-text">(.*?)</span>', m.group(1))
+        res[html.unescape(title.group(1)).strip() if title else ''] = re.findall(r'<a href="([^"]+)"', m.group(1))
+    return res
+
+def test_solutions_section(site):
+    "nbdev's sidebar makes nbs/solutions/ a section, titled 'Solutions', holding exactly the solutions pages, after every chapter"
+    import yaml
+    sb = yaml.safe_load((NBS/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    secs = [c for c in sb if isinstance(c, dict)]
+    assert [c['section'] for c in secs] == ['Solutions'], secs
+    assert secs[0]['contents'] == solutions(), secs[0]['contents']
+    assert sb[-1] is secs[0], "the Solutions section should come after the chapters"
+    for page in ('index.html', page_of(solutions()[0])):
+        h = (site/page).read_text(encoding='utf-8')
+        got = sidebar_sections(h)
+        assert list(got) == ['Solutions'], f"{page}: sidebar sections {list(got)}"
+        here = Path(page).parent
+        links = sorted(os.path.normpath((here/u).as_posix()).replace(os.sep, '/') for u in got['Solutions'])
+        assert links == sorted(page_of(nb) for nb in solutions()), (page, links)
+
+def test_solutions_titled(site):
+    "Each solutions notebook answers a chapter that exists, and its title says which"
+    for nb in solutions():
+        chapter = Path(nb).name
+        assert (NBS/chapter).exists(), f"{nb} has no chapter nbs/{chapter}"
+        assert nb_title(nb).startswith('Solutions: '), nb_title(nb)
 
 @pytest.mark.parametrize('nb', notebooks())
 def test_hidden_cells_stay_hidden(site, nb):

@@ -3,7 +3,8 @@
 Glue only; each step is a public nbdev, fastcore, smalldocs or nbconvert call, or a plain rewrite of their files:
 1. nbdev 2 processes `nbs/` into `_proc/`: `refresh_quarto_yml`, `nbdev_sidebar` and `nbdev.serve.proc_nbs`, the steps
    of `nbdev_proc_nbs` without its attempt to `sudo`-install Quarto and `pip install -e .` again when Quarto is missing
-   (`make docs` runs `nbdev_export` first, which writes `_modidx.py` for the doc links);
+   (`make docs` runs `nbdev_export` first, which writes `_modidx.py` for the doc links). `nbdev_sidebar` makes a sidebar
+   section of each sub-folder (`nbs/solutions/`), titled by the folder's name; `title_sections` capitalises it;
 2. `render_copy` makes a copy of `_proc/` ready to render:
    - notebooks renamed to their nbdev `output-file` (`01_data.ipynb` -> `data.ipynb`: smalldocs ignores `output-file`)
      and links to the published site made relative, so that nbdev's cross-references resolve offline;
@@ -422,11 +423,19 @@ def proc_nb(nb_path): # A notebook in `nbs/`
         else: os.environ['IN_TEST'] = old
     return nb
 
+def title_sections(sidebar:Path): # `sidebar.yml` as `nbdev_sidebar` wrote it
+    "Capitalise the title of each section `nbdev_sidebar` made from a folder: `section: solutions` -> `section: Solutions`"
+    text = Path(sidebar).read_text(encoding='utf-8')
+    new = re.sub(r'(?m)^(\s*-\s*section:\s*)(\S.*)$', lambda m: m.group(1) + m.group(2)[:1].upper() + m.group(2)[1:], text)
+    if new != text: Path(sidebar).write_text(new, encoding='utf-8')
+    return new
+
 def process(n_workers:int=0, force:bool=False): # Worker processes (0: this one); reprocess every notebook
     "Process `nbs/` into `_proc/` as `nbdev_proc_nbs` does, without its Quarto install and `pip install -e .`"
     cfg = _cfg()
     refresh_quarto_yml()                # nbs/nbdev.yml from settings.ini
-    nbdev_sidebar(path=cfg.nbs_path)    # nbs/sidebar.yml lists every notebook (custom_sidebar=False)
+    nbdev_sidebar(path=cfg.nbs_path)    # nbs/sidebar.yml lists every notebook (custom_sidebar=False), a section per sub-folder
+    title_sections(cfg.nbs_path/'sidebar.yml')
     return proc_nbs(cfg.nbs_path, n_workers=n_workers, force=force)
 
 def write_readme(dest='README.md', proc:Path=None, cfg=None): # Where to write; `_proc/` if just built
