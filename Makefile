@@ -52,7 +52,8 @@ sync: install
 	  echo "notebooks and library out of sync: run nbdev_export and commit miniconv/"; exit 1; fi
 
 clean-check: install
-	@before=$$(md5sum nbs/*.ipynb); $(BIN)/nbdev_clean; after=$$(md5sum nbs/*.ipynb); \
+	@sums() { find nbs -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort | xargs md5sum; }; \
+	before=$$(sums); $(BIN)/nbdev_clean; after=$$(sums); \
 	if [ "$$before" != "$$after" ]; then diff <(echo "$$before") <(echo "$$after"); \
 	  echo "notebooks not clean: run nbdev_clean and commit nbs/"; exit 1; fi
 
