@@ -10,19 +10,24 @@ from json import dumps
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from fastcore.script import anno_parser, call_parse, store_true
 
 from .checks import as_int, as_float, check_out_path, add_param_docs
 from .data import load_mnist
 from .kernels import top_edge, left_edge
-from .timing import CLOCKS
-from .im2col import conv_specs, speed_table
-from .cnn import ARCHS, def_device, simple_cnn, train
+from .timing import CLOCKS, time_interleaved, num_threads
+from .im2col import conv2d, conv_specs, speed_table
+from .cnn import ARCHS, def_device, simple_cnn
+from .pooling import max_pool2d
+from .transposed import conv_transpose2d
+from .layers import CONVS, train_on, step_times
 from .spreadsheet import conv_spreadsheet
 from .checkpoint import save_model
 
 # %% auto #0
-__all__ = ['usage_error', 'checked', 'bench_cli', 'miniconv_bench', 'train_cli', 'miniconv_train', 'sheet_cli', 'miniconv_sheet']
+__all__ = ['STEP_TARGET', 'usage_error', 'checked', 'op_speeds', 'bench_cli', 'miniconv_bench', 'train_cli', 'miniconv_train',
+           'sheet_cli', 'miniconv_sheet']
 
 # %% ../nbs/15_cli.ipynb #3b7a337c
 class _Choice(str, Enum):
@@ -32,7 +37,7 @@ class _Choice(str, Enum):
     def _missing_(cls, v): raise argparse.ArgumentTypeError(f"invalid choice: {v!r} (choose from {', '.join(repr(o.value) for o in cls)})")
 
 def _choice(name, values): return _Choice(name, {v: v for v in values}, module=__name__)
-Arch, Source, Clock = _choice('Arch', ARCHS), _choice('Source', ('auto', 'full', 'subset')), _choice('Clock', CLOCKS)
+Arch, Source, Clock, Conv = _choice('Arch', ARCHS), _choice('Source', ('auto', 'full', 'subset')), _choice('Clock', CLOCKS), _choice('Conv', CONVS)
 
 def _pick(v, kind:type, name:str) -> str:
     "`v` as a plain string if it is one of `kind`'s values, else a `ValueError` naming `name`"
@@ -81,29 +86,74 @@ def _json_rows(df):
     "The table's rows as plain dicts, with `None` for missing values"
     return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in df.reset_index().to_dict('records')]
 
+def _fwd_op(f, args, kw):
+    def run():
+        with torch.no_grad(): f(*args, **kw)
+    return run
+
+def _fwd_bwd_op(f, args, kw):
+    "Forward and backward for every tensor argument"
+    leaves = [a for a in args if isinstance(a, torch.Tensor)]
+    go = torch.randn(f(*args, **kw).shape, generator=torch.Generator().manual_seed(1))
+    return lambda: torch.autograd.grad(f(*args, **kw), leaves, go)
+
+def op_speeds(bs:int=64,        # Batch of feature maps
+              repeats:int=7,    # Interleaved timings per pair; the median is reported
+              threads:int=0,    # Torch threads while timing; 0 keeps the current number
+              clock:str='wall', # 'wall' or 'cpu'
+             ) -> dict:
+    "`{op: {pass: {'ours_ms', 'torch_ms', 'ratio'}}}`: our max pooling, depthwise and transposed convolutions against PyTorch's"
+    g = torch.Generator().manual_seed(0)
+    x28, x14 = torch.randn(bs, 32, 28, 28, generator=g).requires_grad_(), torch.randn(bs, 32, 14, 14, generator=g).requires_grad_()
+    wdw, wup = torch.randn(32, 1, 3, 3, generator=g).requires_grad_(), torch.randn(32, 16, 4, 4, generator=g).requires_grad_()
+    ops = {'max_pool2d 3x3, stride 2':       ((max_pool2d, F.max_pool2d), (x28, 3, 2, 1), {}),
+           'depthwise conv2d 3x3':           ((conv2d, F.conv2d), (x28, wdw), dict(padding=1, groups=32)),
+           'conv_transpose2d 4x4, stride 2': ((conv_transpose2d, F.conv_transpose2d), (x14, wup), dict(stride=2, padding=1))}
+    res = {}
+    with num_threads(threads or None):
+        for name, ((ours, theirs), args, kw) in ops.items():
+            for ps, mk in (('forward', _fwd_op), ('fwd+bwd', _fwd_bwd_op)):
+                t = time_interleaved({'ours': mk(ours, args, kw), 'torch': mk(theirs, args, kw)}, repeats, clock=clock)
+                res.setdefault(name, {})[ps] = dict(ours_ms=t['ours']*1000, torch_ms=t['torch']*1000, ratio=t['ours']/t['torch'])
+    return res
+
+STEP_TARGET = 1.3  # the course's target for a training step on our layers, as a multiple of the step on PyTorch's
+
 @call_parse
 def bench_cli(repeats:int=15,      # Interleaved timings per method; the median is reported
-              bs:int=256,          # Batch size for the simple_cnn layer shapes, at most 1024
+              bs:int=256,          # Batch size for the simple_cnn layer shapes and the training steps, at most 1024
               threads:int=0,       # Torch threads, at most the number of cores; 0 keeps torch's default
               clock:Clock='wall',  # 'wall' or 'cpu' (process CPU time, steadier on a busy machine)
               quick:store_true=False, # Smoke run: 3 repeats, batch 64
               json:store_true=False,  # Print JSON instead of a table
              ):
-    "Time the Python loop, F.unfold + matmul, miniconv's conv2d and F.conv2d on the simple_cnn layer shapes"
+    "Time our conv2d against F.conv2d on the simple_cnn layers, a training step on our layers against PyTorch's, and our other operations"
     prog = 'miniconv_bench'
     clock = checked(bench_cli, prog, _pick, clock, Clock, 'clock')
     repeats = checked(bench_cli, prog, as_int, repeats, 'repeats', 1)
     bs = checked(bench_cli, prog, as_int, bs, 'bs', 1, _MAX_BS)
-    threads = checked(bench_cli, prog, as_int, threads, 'threads', 0, os.cpu_count() or 1)
+    threads = checked(bench_cli, prog, as_int, threads, 'threads', 0, os.cpu_count() or 1) or torch.get_num_threads()
     if quick: repeats, bs = min(repeats, 3), min(bs, 64)
     df = checked(bench_cli, prog, speed_table, conv_specs(simple_cnn(), 28), bs=bs, repeats=repeats, clock=clock, threads=threads, name='simple_cnn')
-    total = df.loc[(f'simple_cnn, bs={bs}', 'fwd+bwd'), 'conv2d / F.conv2d']
-    settings = dict(bs=bs, repeats=repeats, clock=clock, threads=threads or torch.get_num_threads(), torch=torch.__version__)
-    if json: print(dumps(dict(settings=settings, rows=_json_rows(df), conv2d_fwd_bwd_ratio=total, target=1.25)))
-    else:
-        with pd.option_context('display.width', 200, 'display.max_columns', 20): print(df.round(3).to_string())
-        print(f"\nconv2d forward+backward over the simple_cnn layers: {total:.3f}x F.conv2d (target 1.25x); "
-              + ', '.join(f'{k}={v}' for k, v in settings.items()))
+    tot = df.loc[f'simple_cnn, bs={bs}', 'conv2d / F.conv2d']
+    steps = {a: step_times(a, bs, repeats, threads, clock=clock) for a in ('simple', 'better')}
+    steps = {a: dict(torch_ms=t['torch']*1000, ours_ms=t['ours']*1000, ratio=t['ours']/t['torch']) for a, t in steps.items()}
+    ops = op_speeds(8 if quick else 64, repeats, threads, clock)
+    settings = dict(bs=bs, repeats=repeats, clock=clock, threads=threads, torch=torch.__version__)
+    if json:
+        print(dumps(dict(settings=settings, headline=dict(case=f'simple_cnn, bs={bs}', **{'pass': 'train'}, ratio=tot['train'], threads=threads),
+                         conv2d_train_ratio=tot['train'], conv2d_fwd_bwd_ratio=tot['fwd+bwd'], rows=_json_rows(df),
+                         train_step=steps, train_step_target=STEP_TARGET, ops=ops)))
+        return
+    print(f"conv2d as training runs it (no input gradient for layer 1), over the simple_cnn layers at bs={bs}: "
+          f"{tot['train']:.2f}x F.conv2d, {threads} thread(s)")
+    print(f"conv2d with every gradient: {tot['fwd+bwd']:.2f}x F.conv2d, {threads} thread(s)\n")
+    with pd.option_context('display.width', 200, 'display.max_columns', 20): print(df.round(3).to_string())
+    print(f"\ntraining step of the CNN on our layers / on nn.Conv2d at bs={bs}, {threads} thread(s), target {STEP_TARGET}x: "
+          + ', '.join(f"{a} {s['ratio']:.2f}x ({s['ours_ms']:.1f} / {s['torch_ms']:.1f} ms)" for a, s in steps.items()))
+    print(f"ours / PyTorch, forward and forward+backward, {threads} thread(s): "
+          + '; '.join(f"{n} {r['forward']['ratio']:.2f}x and {r['fwd+bwd']['ratio']:.2f}x" for n, r in ops.items()))
+    print(', '.join(f'{k}={v}' for k, v in settings.items()))
 
 def miniconv_bench():
     "The `miniconv_bench` console command: parse the command line and run `bench_cli`"
@@ -112,6 +162,7 @@ def miniconv_bench():
 # %% ../nbs/15_cli.ipynb #db118a9e
 @call_parse
 def train_cli(arch:Arch='better',   # Model: 'simple' (the lesson's) or 'better'
+              conv:Conv='torch',    # Whose convolution and pooling layers: PyTorch's ('torch') or miniconv's own ('ours')
               epochs:int=None,      # Epochs (default: 10 for simple, 20 for better)
               bs:int=None,          # Batch size, at most 1024 (default: 256 for simple, 128 for better)
               lr:float=None,        # Learning rate, finite and positive; the one-cycle peak for better (default: 0.4 / 0.01)
@@ -124,6 +175,7 @@ def train_cli(arch:Arch='better',   # Model: 'simple' (the lesson's) or 'better'
     prog = 'miniconv_train'
     if save is not None: save = checked(train_cli, prog, check_out_path, save, '--save')
     arch, source = checked(train_cli, prog, _pick, arch, Arch, '--arch'), checked(train_cli, prog, _pick, source, Source, '--source')
+    conv = checked(train_cli, prog, _pick, conv, Conv, '--conv')
     if epochs is not None: checked(train_cli, prog, as_int, epochs, '--epochs', 1)
     if bs is not None: checked(train_cli, prog, as_int, bs, '--bs', 1, _MAX_BS)
     if n_train is not None: checked(train_cli, prog, as_int, n_train, '--n_train', 1)
@@ -134,13 +186,13 @@ def train_cli(arch:Arch='better',   # Model: 'simple' (the lesson's) or 'better'
         print(f"{prog}: error: {e}", file=sys.stderr); sys.exit(1)
     n = len(data[0]) if n_train is None else min(n_train, len(data[0]))
     print(f"{prog}: {arch} CNN on {data.source} MNIST ({n:,} train / {len(data[2]):,} valid digits), "
-          f"{torch.get_num_threads()} thread(s), device {def_device}", flush=True)
+          f"{'our' if conv == 'ours' else 'PyTorch'} layers, {torch.get_num_threads()} thread(s), device {def_device}", flush=True)
     t0 = time.time()
-    model, hist = train(arch, epochs, bs, lr, data=data, seed=seed, n_train=n_train)
+    model, hist = train_on(conv, arch, epochs=epochs, bs=bs, lr=lr, data=data, seed=seed, n_train=n_train)
     secs, acc = time.time() - t0, hist[-1]['accuracy']
     print(f"{prog}: validation accuracy {acc:.2%} on {len(data[2]):,} unseen digits after {len(hist)} epochs in {secs:.1f} s", flush=True)
     if save is not None:
-        try: save_model(model, save, arch, accuracy=acc, seconds=secs, source=data.source, epochs=len(hist), seed=seed)
+        try: save_model(model, save, arch, accuracy=acc, seconds=secs, source=data.source, epochs=len(hist), seed=seed, conv=conv)
         except (OSError, RuntimeError) as e:  # a full disk, say: torch reports a short write as a RuntimeError
             print(f"{prog}: error: could not write {save} ({str(e).strip().splitlines()[0][:200]}); any file there before is unchanged", file=sys.stderr)
             sys.exit(1)

@@ -58,9 +58,14 @@ def patches(x,          # Batch of images, `[N, C, H, W]`
             value:float=0., # What the padding (and any overhang) is filled with
            ):
     "Every window of the padded `x` as an `[N, C, kh, kw, oh, ow]` view, sharing `x`'s memory"
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = geo = _geometry(x, ks, stride, padding, dilation, ceil_mode)
+    ks, st, (ph, pw), dl, osize = geo = _geometry(x, ks, stride, padding, dilation, ceil_mode)
     eh, ew = _overhang(x.shape[-2:], *geo)
     xp = F.pad(x, (pw, pw+ew, ph, ph+eh), value=value) if ph or pw or eh or ew else x
+    return _windows(xp, ks, st, dl, osize)
+
+def _windows(xp, ks, stride, dilation, osize):
+    "`patches` of an already padded `xp`, with no checks: for callers that checked their arguments once"
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = ks, stride, dilation, osize
     sN, sC, sH, sW = xp.stride()
     return xp.as_strided((xp.shape[0], xp.shape[1], kh, kw, oh, ow),
                          (sN, sC, dh*sH, dw*sW, sh*sH, sw*sW), xp.storage_offset())
@@ -78,12 +83,16 @@ def im2col(x,          # Batch of images, `[N, C, H, W]`
     return p.reshape(N, C*kh*kw, oh*ow)
 
 # %% ../nbs/06_im2col.ipynb #49a56d4c
+def _tap(t, i, j, stride, dilation, osize):
+    "The `[..., oh, ow]` slice of the padded image `t` that kernel offset `(i, j)` meets in every window"
+    (sh, sw), (dh, dw), (oh, ow) = stride, dilation, osize
+    return t[..., i*dh:i*dh+sh*(oh-1)+1:sh, j*dw:j*dw+sw*(ow-1)+1:sw]
+
 def _fold_(buf, p, stride, dilation):
-    "Add the patch gradient `p` `[N, C, kh, kw, oh, ow]` into the padded image `buf` `[N, C, Hp, Wp]`, in place"
-    (sh, sw), (dh, dw) = stride, dilation
+    "Add the patch gradient `p` `[..., kh, kw, oh, ow]` into the padded image `buf` `[..., Hp, Wp]`, in place"
     *_, kh, kw, oh, ow = p.shape
     for i in range(kh):
-        for j in range(kw): buf[:, :, i*dh:i*dh+sh*(oh-1)+1:sh, j*dw:j*dw+sw*(ow-1)+1:sw] += p[:, :, i, j]
+        for j in range(kw): _tap(buf, i, j, stride, dilation, (oh, ow)).add_(p[..., i, j, :, :])
     return buf
 
 def col2im(cols,       # Columns, `[N, C*kh*kw, oh*ow]`
@@ -107,7 +116,11 @@ def col2im(cols,       # Columns, `[N, C*kh*kw, oh*ow]`
     return _fold_(buf, cols.view(N, C, kh, kw, oh, ow), st, dl)[:, :, ph:ph+H, pw:pw+W]
 
 # %% ../nbs/06_im2col.ipynb #63ddc146
-def _channels_last(C, ow): return C >= ow
+def _taps_inner(C, kw, ow):
+    "Store the columns with a row per pixel (True) when a window row's `kw*C` taps outnumber an output row's `ow` pixels"
+    return C*kw >= ow
+
+_CHUNK = 4*2**20  # bytes of `g @ W.T` that the backward pass computes and folds back at a time
 
 def _mm(a, b, bias=None):
     "`bias + a @ b` for stacks of matrices `[G, m, k] @ [G, k, n]`: one `bmm`, or a plain `addmm` when `G` is 1 (a little faster)"
@@ -115,50 +128,87 @@ def _mm(a, b, bias=None):
     return (a[0] @ b[0] if bias is None else torch.addmm(bias[0], a[0], b[0]))[None]
 
 class _Conv2d(torch.autograd.Function):
-    "Forward: `im2col` and one matrix product per group. Backward: matrix products and a `col2im`"
+    "Forward: `im2col` of channels-last memory and one matrix product per group. Backward: matrix products and a `col2im`"
     @staticmethod
-    def forward(ctx, x, w, b, ks, stride, padding, dilation, groups):
-        (N, C, H, W), (O, Cg, kh, kw), G = x.shape, w.shape, groups
-        p = patches(x, ks, stride, padding, dilation)      # a view: nothing copied yet
-        oh, ow = p.shape[-2:]
-        p = p.unflatten(1, (G, Cg))                        # [N, G, Cg, kh, kw, oh, ow], still a view
-        cl = _channels_last(Cg, ow)
-        if cl:  # rows are pixels, columns are (kh, kw, Cg)
-            cols = p.permute(1, 0, 5, 6, 3, 4, 2).reshape(G, N*oh*ow, kh*kw*Cg)
-            w2 = w.reshape(G, O//G, Cg, kh, kw).permute(0, 1, 3, 4, 2).reshape(G, O//G, kh*kw*Cg)
-            out = _mm(cols, w2.transpose(1, 2), None if b is None else b.view(G, 1, O//G))
-            out = out.view(G, N, oh, ow, O//G).permute(1, 0, 4, 2, 3).reshape(N, O, oh, ow)
-        else:   # rows are (Cg, kh, kw), columns are pixels
-            cols = p.permute(1, 2, 3, 4, 0, 5, 6).reshape(G, Cg*kh*kw, N*oh*ow)
-            w2 = w.reshape(G, O//G, Cg*kh*kw)
-            out = _mm(w2, cols, None if b is None else b.view(G, O//G, 1)).view(O, N, oh, ow).transpose(0, 1).contiguous()
+    def forward(ctx, x, w, b, ks, stride, padding, dilation, groups, osize):
+        (N, C, H, W), (O, Cg, kh, kw), G, (oh, ow), (ph, pw) = x.shape, w.shape, groups, osize, padding
+        x = x.contiguous(memory_format=torch.channels_last)
+        p = _windows(F.pad(x, (pw, pw, ph, ph)) if ph or pw else x, ks, stride, dilation, osize)  # F.pad keeps the layout; p is a view
+        p, w = p.unflatten(1, (G, Cg)), w.view(G, O//G, Cg, kh, kw)   # [N, G, Cg, kh, kw, oh, ow] and [G, O/G, Cg, kh, kw], views
+        ti = _taps_inner(Cg, kw, ow)
+        if ti:  # a row per pixel, the (kh, kw, Cg) taps along it
+            cols, w2 = p.permute(1, 0, 5, 6, 3, 4, 2).reshape(G, N*oh*ow, kh*kw*Cg), w.permute(0, 3, 4, 2, 1).reshape(G, kh*kw*Cg, O//G)
+        else:   # stored as a row per (Cg, kh, kw) tap, the pixels along it; used through its transpose
+            cols, w2 = p.permute(1, 2, 3, 4, 0, 5, 6).reshape(G, Cg*kh*kw, N*oh*ow).transpose(1, 2), w.reshape(G, O//G, -1).transpose(1, 2)
+        out = _mm(cols, w2, None if b is None else b.view(G, 1, O//G))          # [G, N*oh*ow, O/G]
         ctx.save_for_backward(cols, w2)
-        ctx.geo = cl, x.shape, w.shape, G, stride, padding, dilation, b is not None
-        return out
+        ctx.geo = ti, x.shape, (O, Cg, kh, kw), G, stride, padding, dilation, b is not None
+        return out.transpose(0, 1).reshape(N, oh, ow, O).permute(0, 3, 1, 2)    # [N, O, oh, ow], channels-last in memory
 
     @staticmethod
     @once_differentiable
     def backward(ctx, go):
         cols, w2 = ctx.saved_tensors
-        cl, (N, C, H, W), (O, Cg, kh, kw), G, stride, (ph, pw), dilation, has_b = ctx.geo
+        ti, (N, C, H, W), (O, Cg, kh, kw), G, stride, (ph, pw), dilation, has_b = ctx.geo
         oh, ow = go.shape[-2:]
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx = gw = gb = None
-        if cl:
-            g = go.permute(0, 2, 3, 1).reshape(N*oh*ow, G, O//G).transpose(0, 1)   # [G, N*oh*ow, O/G]
-            if need_w: gw = _mm(g.transpose(1, 2), cols).view(O, kh, kw, Cg).permute(0, 3, 1, 2)
-            if has_b and need_b: gb = g.sum(1).reshape(O)
-            if need_x:
-                gp = _mm(g, w2).view(G, N, oh, ow, kh, kw, Cg).permute(1, 0, 6, 4, 5, 2, 3).reshape(N, C, kh, kw, oh, ow)
-                buf = go.new_zeros(N, H+2*ph, W+2*pw, C).permute(0, 3, 1, 2)
-        else:
-            g = go.transpose(0, 1).reshape(G, O//G, N*oh*ow)
-            if need_w: gw = _mm(g, cols.transpose(1, 2)).view(O, Cg, kh, kw)
-            if has_b and need_b: gb = g.sum(2).reshape(O)
-            if need_x:
-                gp = _mm(w2.transpose(1, 2), g).view(C, kh, kw, N, oh, ow).permute(3, 0, 1, 2, 4, 5)
-                buf = go.new_zeros(C, N, H+2*ph, W+2*pw).transpose(0, 1)
-        if need_x: gx = _fold_(buf, gp, stride, dilation)[:, :, ph:ph+H, pw:pw+W]
+        g = go.permute(0, 2, 3, 1).reshape(N*oh*ow, G, O//G).transpose(0, 1)    # [G, N*oh*ow, O/G]: a view if go is channels-last
+        if need_w:
+            gw = _mm(g.transpose(1, 2), cols)                                     # [G, O/G, taps]
+            gw = gw.view(O, kh, kw, Cg).permute(0, 3, 1, 2) if ti else gw.view(O, Cg, kh, kw)
+        if has_b and need_b: gb = g.sum(1).reshape(O)
+        if need_x:
+            buf = go.new_zeros(N, H+2*ph, W+2*pw, G, Cg).permute(0, 3, 4, 1, 2)    # [N, G, Cg, Hp, Wp], channels-last
+            k = max(1, _CHUNK//(oh*ow*kh*kw*C*go.element_size()))                  # images per slice of the batch
+            for n0 in range(0, N, k):  # col2im(g @ W.T) a slice at a time: a few MB, where the whole would be as big as cols
+                gp = _mm(g[:, n0*oh*ow:(n0+k)*oh*ow], w2.transpose(1, 2))            # [G, n*oh*ow, taps]
+                n = gp.shape[1]//(oh*ow)
+                gp = (gp.view(G, n, oh, ow, kh, kw, Cg).permute(1, 0, 6, 4, 5, 2, 3) if ti else
+                      gp.view(G, n, oh, ow, Cg, kh, kw).permute(1, 0, 4, 5, 6, 2, 3))  # [n, G, Cg, kh, kw, oh, ow]
+                _fold_(buf[n0:n0+n], gp, stride, dilation)
+            gx = buf.flatten(1, 2)[:, :, ph:ph+H, pw:pw+W]
+        return gx, gw, gb, None, None, None, None, None, None
+
+# %% ../nbs/06_im2col.ipynb #60c400a9
+class _Depthwise(torch.autograd.Function):
+    "`groups == C`: each output channel is a weighted sum of the `kh*kw` shifted views of one input channel, with no matrix product"
+    @staticmethod
+    def forward(ctx, x, w, b, ks, stride, padding, dilation, osize):
+        (N, C, H, W), (kh, kw), (ph, pw) = x.shape, ks, padding
+        p = _windows(F.pad(x, (pw, pw, ph, ph)), ks, stride, dilation, osize)[:, :, None]   # [N, C, 1, kh, kw, oh, ow]: a view
+        wv = w.view(1, C, -1, kh, kw, 1, 1)                          # [1, C, m, kh, kw, 1, 1]: m kernels per channel
+        out = p[:, :, :, 0, 0] * wv[:, :, :, 0, 0]
+        for i in range(kh):
+            for j in range(kw):
+                if i or j: out.addcmul_(p[:, :, :, i, j], wv[:, :, :, i, j])
+        out = out.flatten(1, 2)                                       # [N, C*m, oh, ow]
+        if b is not None: out += b.view(1, -1, 1, 1)
+        ctx.save_for_backward(x, w)
+        ctx.geo = ks, stride, padding, dilation, b is not None
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, go):
+        x, w = ctx.saved_tensors
+        (kh, kw), stride, (ph, pw), dilation, has_b = ctx.geo
+        (N, C, H, W), osize = x.shape, go.shape[-2:]
+        g, wv = go.unflatten(1, (C, -1)), w.view(1, C, -1, kh, kw, 1, 1)   # [N, C, m, oh, ow] and the weights as in forward
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx = gw = gb = None
+        if need_w:
+            p = _windows(F.pad(x, (pw, pw, ph, ph)), (kh, kw), stride, dilation, osize)[:, :, None]
+            gw = torch.stack([(g*p[:, :, :, i, j]).sum((0, 3, 4)) for i in range(kh) for j in range(kw)], -1).view(w.shape)
+        if has_b and need_b: gb = go.sum((0, 2, 3))
+        if need_x:
+            buf = go.new_zeros(N, C, H+2*ph, W+2*pw)
+            for i in range(kh):
+                for j in range(kw):
+                    t = _tap(buf, i, j, stride, dilation, osize)
+                    if g.shape[2] == 1: t.addcmul_(g[:, :, 0], wv[:, :, 0, i, j])
+                    else: t += (g*wv[:, :, :, i, j]).sum(2)
+            gx = buf[:, :, ph:ph+H, pw:pw+W]
         return gx, gw, gb, None, None, None, None, None
 
 # %% ../nbs/06_im2col.ipynb #998ca651
@@ -189,9 +239,11 @@ def conv2d(x,           # Batch of images `[N, C, H, W]`, or one image `[C, H, W
            dilation=1,  # Spacing between kernel taps: an int or a pair
            groups:int=1,# Split the channels into this many groups, each with its own kernels
           ):
-    "`F.conv2d` as `im2col` and one matrix product per group, with its own backward pass"
+    "`F.conv2d` as `im2col` and one matrix product per group (or, depthwise, a sum of shifted views), with its own backward pass"
     x, one, g, (ks, st, pd_, dl, (oh, ow)) = _conv_args(x, weight, bias, stride, padding, dilation, groups)
-    out = _Conv2d.apply(x, weight, bias, ks, st, pd_, dl, g) if x.shape[1] else _no_channels(x, weight, bias, oh, ow)
+    if x.shape[1] == 0: out = _no_channels(x, weight, bias, oh, ow)
+    elif g == x.shape[1] > 1: out = _Depthwise.apply(x, weight, bias, ks, st, pd_, dl, (oh, ow))
+    else: out = _Conv2d.apply(x, weight, bias, ks, st, pd_, dl, g, (oh, ow))
     return out[0] if one else out
 
 # %% ../nbs/06_im2col.ipynb #50e5da43

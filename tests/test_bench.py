@@ -1,4 +1,4 @@
-"The `miniconv_bench` command: its JSON parses, and bad flags exit 2 with a usage message and no traceback"
+"The `miniconv_bench` command: its JSON parses, its rows are consistent (the training headline first), and bad flags exit 2 with a usage message and no traceback"
 import json, subprocess, sys
 from pathlib import Path
 import pytest
@@ -27,14 +27,26 @@ def test_json_output_parses():
     res = json.loads(r.stdout)
     assert res['settings']['bs'] == 64 and res['settings']['repeats'] == 3 and res['settings']['threads'] == 1
     rows = {(o['case'], o['pass']): o for o in res['rows']}
-    # the forward and all-gradients rows; other passes (the im2col chapter's training case) may come beside them
     assert len([k for k in rows if k[1] in ('forward', 'fwd+bwd')]) == 1 + 2*5 + 2
     total = rows[('simple_cnn, bs=64', 'fwd+bwd')]
     layers = [o for (c, p), o in rows.items() if p == 'fwd+bwd' and c.startswith('conv ')]
     assert len(layers) == 5
     for m in ('conv2d', 'F.conv2d', 'unfold'): assert total[m] == pytest.approx(sum(o[m] for o in layers))
-    assert res['conv2d_fwd_bwd_ratio'] == pytest.approx(total['conv2d'] / total['F.conv2d'])
     assert rows[('one digit 28x28', 'forward')]['loop'] > 0 and total['loop'] is None
+    # the headline: the training row, with its thread count; the all-gradients row second
+    train = rows[('simple_cnn, bs=64', 'train')]
+    first = rows[('conv 1->4, 28x28', 'train')]
+    for m in ('conv2d', 'F.conv2d'): assert train[m] == pytest.approx(first[m] + sum(o[m] for o in layers[1:]))
+    assert res['headline'] == dict(case='simple_cnn, bs=64', **{'pass': 'train'}, ratio=pytest.approx(train['conv2d']/train['F.conv2d']), threads=1)
+    assert res['conv2d_train_ratio'] == res['headline']['ratio']
+    assert res['conv2d_fwd_bwd_ratio'] == pytest.approx(total['conv2d']/total['F.conv2d'])
+    # a training step of each CNN on our layers and on PyTorch's, and the other operations: printed ratios, not asserted
+    assert set(res['train_step']) == {'simple', 'better'} and res['train_step_target'] == 1.3
+    for s in res['train_step'].values(): assert s['ours_ms'] > 0 and s['torch_ms'] > 0 and s['ratio'] == pytest.approx(s['ours_ms']/s['torch_ms'])
+    assert list(res['ops']) == ['max_pool2d 3x3, stride 2', 'depthwise conv2d 3x3', 'conv_transpose2d 4x4, stride 2']
+    for op in res['ops'].values():
+        assert list(op) == ['forward', 'fwd+bwd']
+        for p in op.values(): assert p['ratio'] == pytest.approx(p['ours_ms']/p['torch_ms'])
 
 def test_bad_flag_exits_2_without_traceback():
     r = run('--repeats', '2', '--bogus')
@@ -45,7 +57,12 @@ def test_bad_flag_exits_2_without_traceback():
 def test_table_output(monkeypatch, capsys):
     code, out, err = run_here(monkeypatch, capsys, '--quick', '--threads', '1', '--clock', 'cpu')
     assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith('conv2d as training runs it') and lines[0].endswith('F.conv2d, 1 thread(s)'), lines[0]   # the headline comes first
+    assert lines[1].startswith('conv2d with every gradient') and lines[1].endswith('1 thread(s)'), lines[1]
     assert 'conv2d / F.conv2d' in out and 'simple_cnn, bs=64' in out and 'clock=cpu' in out
+    assert 'training step of the CNN on our layers / on nn.Conv2d at bs=64, 1 thread(s), target 1.3x: simple' in out and 'better' in out
+    for op in ('max_pool2d', 'depthwise conv2d', 'conv_transpose2d'): assert op in out
 
 @pytest.mark.parametrize('args,msg', [(['--repeats', 'abc'], "invalid int value: 'abc'"),
                                       (['--clock', 'sundial'], "invalid choice: 'sundial'"),
@@ -73,6 +90,6 @@ def test_huge_thread_count_exits_2_in_a_fresh_process():
                                       (['--bs', '1025', '--quick'], 'bs must be at most 1024')])
 def test_bounds_checked_before_timing(monkeypatch, capsys, args, msg):
     import miniconv.cli as cli
-    monkeypatch.setattr(cli, 'speed_table', lambda *a, **k: pytest.fail('timed despite a bad flag'))
+    for f in ('speed_table', 'step_times', 'op_speeds'): monkeypatch.setattr(cli, f, lambda *a, **k: pytest.fail('timed despite a bad flag'))
     code, out, err = run_here(monkeypatch, capsys, *args)
     assert code == 2 and 'usage: miniconv_bench' in err and msg in err, (code, err)

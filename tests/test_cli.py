@@ -36,6 +36,8 @@ BAD = [
     (['--save', '/'], ["--save '/' is a folder, not a file name"]),
     (['--epochs', '0', '--save', '/'], ["--save '/' is a folder"]),  # the checkpoint path is checked first
     (['--arch', 'huge'], ["invalid choice: 'huge' (choose from 'simple', 'better')"]),
+    (['--conv', 'jax'], ["invalid choice: 'jax' (choose from 'torch', 'ours')"]),
+    (['--conv', 'ours', '--epochs', '0'], ['--epochs', 'positive']),
 ]
 
 @pytest.mark.parametrize('args, words', [BAD[0], BAD[3]])
@@ -70,14 +72,17 @@ def test_full_source_offline_is_a_clear_error(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert 'miniconv_train: error:' in err and 'mnist.pkl.gz' in err and 'MINICONV_OFFLINE' in err, err
 
-def _check_checkpoint(ck, arch, seed):
+def _check_checkpoint(ck, arch, seed, conv='torch'):
     model = load_model(ck)
     assert isinstance(model, torch.nn.Module) and not model.training
     x = torch.rand(7, 1, 28, 28)
     with torch.no_grad(): out = model(x)
     assert out.shape == (7, 10) and out.dtype == torch.float32 and torch.isfinite(out).all()
     saved = torch.load(ck, weights_only=True)
-    assert saved['arch'] == arch and saved['meta']['source'] == 'subset' and saved['meta']['seed'] == seed
+    assert saved['arch'] == arch and saved['meta']['source'] == 'subset' and saved['meta']['seed'] == seed and saved['meta']['conv'] == conv
+    if conv == 'ours':  # the checkpoint holds weights; the model trained and was measured on our layers
+        from miniconv.layers import to_ours
+        model = to_ours(model)
     # the accuracy the command reported is the loaded model's accuracy on the validation digits
     from miniconv.data import load_mnist
     *_, xv, yv = load_mnist('subset', verbose=False)
@@ -91,6 +96,28 @@ def test_tiny_run_writes_a_checkpoint_load_model_reads(tmp_path):
     assert r.returncode == 0, r.stderr
     assert 'validation accuracy' in r.stdout and '300 train / 1,000 valid' in r.stdout, r.stdout
     _check_checkpoint(ck, 'better', 1)
+
+def test_tiny_run_on_our_layers_in_process(tmp_path, monkeypatch, capsys):
+    "--conv ours: the same command on our Conv2d; the header says whose layers, and the checkpoint records it"
+    import miniconv.cli as tr
+    ck = tmp_path/'ours.pt'
+    monkeypatch.setattr(sys, 'argv', ['miniconv_train', '--arch', 'better', '--conv', 'ours', '--source', 'subset', '--epochs', '1', '--bs', '64',
+                                      '--n_train', '200', '--seed', '2', '--save', str(ck)])
+    assert tr.miniconv_train() is None
+    out = capsys.readouterr().out
+    assert 'our layers' in out.splitlines()[0] and 'saved checkpoint' in out, out
+    _check_checkpoint(ck, 'better', 2, conv='ours')
+
+def test_conv_flag_picks_the_layers(monkeypatch, capsys):
+    "--conv reaches train_on; the default is PyTorch's layers"
+    import miniconv.cli as tr
+    from miniconv.cnn import simple_cnn
+    seen = []
+    monkeypatch.setattr(tr, 'train_on', lambda conv, *a, **k: (seen.append(conv), (simple_cnn().eval(), [dict(accuracy=0.5)]))[1])
+    for args, conv in [([], 'torch'), (['--conv', 'ours'], 'ours'), (['--conv', 'torch'], 'torch')]:
+        monkeypatch.setattr(sys, 'argv', ['miniconv_train', '--arch', 'simple', '--source', 'subset', *args])
+        assert tr.miniconv_train() is None
+        assert seen[-1] == conv and ('our layers' if conv == 'ours' else 'PyTorch layers') in capsys.readouterr().out
 
 def test_tiny_simple_run_in_process(tmp_path, monkeypatch, capsys):
     import miniconv.cli as tr
@@ -149,7 +176,7 @@ def test_save_expands_home(tmp_path, monkeypatch, capsys):
     import miniconv.cli as tr
     from miniconv.cnn import simple_cnn
     monkeypatch.setenv('HOME', str(tmp_path))
-    monkeypatch.setattr(tr, 'train', lambda *a, **k: (simple_cnn().eval(), [dict(accuracy=0.5)]))
+    monkeypatch.setattr(tr, 'train_on', lambda *a, **k: (simple_cnn().eval(), [dict(accuracy=0.5)]))
     monkeypatch.setattr(sys, 'argv', ['miniconv_train', '--arch', 'simple', '--source', 'subset', '--save', '~/m.pt'])
     assert tr.miniconv_train() is None
     assert (tmp_path/'m.pt').is_file() and f"saved checkpoint to {tmp_path/'m.pt'}" in capsys.readouterr().out
@@ -203,7 +230,7 @@ def test_help_lists_the_choices(monkeypatch, capsys):
     monkeypatch.setattr(sys, 'argv', ['miniconv_train', '--help'])
     with pytest.raises(SystemExit) as e: tr.miniconv_train()
     out = capsys.readouterr().out
-    assert e.value.code == 0 and '--arch {simple,better}' in out and '--source {auto,full,subset}' in out, out
+    assert e.value.code == 0 and '--arch {simple,better}' in out and '--source {auto,full,subset}' in out and '--conv {torch,ours}' in out, out
 
 def test_python_callers_get_the_same_checks(capsys):
     "Called from Python, a plain string outside the choices is a usage error too"
@@ -244,7 +271,7 @@ def test_failed_save_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
     import miniconv.cli as tr
     from miniconv.cnn import simple_cnn
     def full_disk(*a, **k): raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos 5248 vs 5144')
-    monkeypatch.setattr(tr, 'train', lambda *a, **k: (simple_cnn().eval(), [dict(accuracy=0.5)]))
+    monkeypatch.setattr(tr, 'train_on', lambda *a, **k: (simple_cnn().eval(), [dict(accuracy=0.5)]))
     monkeypatch.setattr(tr, 'save_model', full_disk)
     monkeypatch.setattr(sys, 'argv', ['miniconv_train', '--source', 'subset', '--save', str(tmp_path/'m.pt')])
     with pytest.raises(SystemExit) as e: tr.miniconv_train()

@@ -71,6 +71,22 @@ def test_conv2d_groups_same_unbatched_match_pytorch(c):
 @given(configs(grouped=True))
 def test_conv_unfold_matches_pytorch(c): check_against_pytorch(conv_unfold, c)
 
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(configs(grouped=True))
+def test_conv2d_in_slices_of_the_batch(c):
+    "The backward pass folds the input gradient back a slice of the batch at a time: with one image per slice, every answer is the same"
+    old, m._CHUNK = m._CHUNK, 1
+    try: check_against_pytorch(conv2d, c)
+    finally: m._CHUNK = old
+
+def test_output_is_channels_last_and_depthwise_takes_its_shortcut():
+    "conv2d hands back channels-last memory; groups == C goes down the depthwise path, with no im2col matrix"
+    x, w = torch.randn(2, 6, 9, 7, requires_grad=True), torch.randn(12, 1, 3, 3)
+    assert conv2d(x, torch.randn(4, 6, 3, 3)).is_contiguous(memory_format=torch.channels_last)
+    assert type(conv2d(x, w, groups=6).grad_fn).__name__ == '_DepthwiseBackward'
+    assert type(conv2d(x, torch.randn(4, 3, 3, 3), groups=2).grad_fn).__name__ == '_Conv2dBackward'
+    assert type(conv2d(x[:, :1], torch.randn(4, 1, 3, 3)).grad_fn).__name__ == '_Conv2dBackward'   # one channel: im2col, not depthwise
+
 def test_grouped_configs_cover_what_they_claim():
     "The strategy really draws depthwise, grouped, 'same', 'valid' and unbatched cases, with H != W and asymmetric strides"
     seen = []
