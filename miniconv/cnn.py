@@ -245,6 +245,7 @@ def train(arch:str='better',      # 'simple' (the lesson's recipe) or 'better'
           seed:int=42,            # Random seed for weights, shuffling and augmentation
           n_train:int|None=None,  # Use only the first `n_train` training digits (for quick checks)
           plot:bool=False,        # Plot the curves at the end
+          convert=None,           # Applied to the new model before training (e.g. `to_ours` from the layers chapter)
           progress:str|None=None, # How `fit` shows progress: 'bars', 'lines' or 'none'
          ):
     "Train an `arch` CNN on `data` and return the model (in eval mode) and its history"
@@ -261,7 +262,9 @@ def train(arch:str='better',      # 'simple' (the lesson's recipe) or 'better'
     torch.manual_seed(seed)
     train_ds, valid_ds = Dataset(x.view(-1, 1, 28, 28), y), Dataset(xv.view(-1, 1, 28, 28), yv)
     train_dl, valid_dl = get_dls(train_ds, valid_ds, bs, collate_fn=collate_device)
-    model = ARCHS[arch]().to(def_device)
+    model = ARCHS[arch]()
+    if convert is not None: model = convert(model)
+    model = model.to(def_device)
     if arch == 'simple':
         fit_sgd = lambda n, lr: fit(n, model, F.cross_entropy, optim.SGD(model.parameters(), lr=lr), train_dl, valid_dl, progress=progress)
         hist = fit_sgd(max(epochs//2, 1), lr)

@@ -115,11 +115,7 @@ def train_on(conv:str='ours',  # 'ours': our `Conv2d`, `MaxPool2d` and `AvgPool2
              **kwargs):
     "The CNN chapter's `train`, on PyTorch's layers or on ours, with the same seed, data and schedule: `(model, history)`"
     if conv not in CONVS: raise ValueError(f"conv must be one of {list(CONVS)}, got conv={conv!r}")
-    if conv == 'torch': return train(arch, **kwargs)
-    builders = dict(ARCHS)
-    ARCHS.update({k: (lambda f: lambda: to_ours(f()))(f) for k, f in builders.items()})  # `train` builds with ARCHS[arch]()
-    try: return train(arch, **kwargs)
-    finally: ARCHS.update(builders)
+    return train(arch, convert=to_ours if conv == 'ours' else None, **kwargs)
 
 # %% ../nbs/13_layers.ipynb #28c4604c
 def step_times(arch:str='simple', # A key of `ARCHS`: 'simple' or 'better'
