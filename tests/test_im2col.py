@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
+from strategies import as_arg, pair
 from torch.testing import assert_close
 
 import miniconv.im2col as m
@@ -14,8 +15,6 @@ TOL = dict(rtol=1e-4, atol=1e-4)  # float32: sums of up to a few hundred product
 pytestmark = [pytest.mark.usefixtures('one_thread'),  # see conftest.py
               pytest.mark.filterwarnings("ignore:Using padding='same'")]  # PyTorch's note that an even 'same' kernel needs a padded copy
 
-pair = lambda lo, hi: st.tuples(st.integers(lo, hi), st.integers(lo, hi))
-as_arg = lambda t: t[0] if t[0] == t[1] else t  # pass equal pairs as one int, so both forms get tested
 
 @st.composite
 def configs(draw, grouped=False):

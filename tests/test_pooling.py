@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
+from strategies import as_arg, pair
 from torch.testing import assert_close
 
 import miniconv.pooling as m
@@ -10,8 +11,6 @@ from miniconv.pooling import max_pool2d, avg_pool2d, global_avg_pool
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py
 TOL = dict(rtol=1e-5, atol=1e-5)
-pair = lambda lo, hi: st.tuples(st.integers(lo, hi), st.integers(lo, hi))
-as_arg = lambda t: t[0] if t[0] == t[1] else t  # equal pairs as one int, so both forms get tested
 
 @st.composite
 def configs(draw):
