@@ -14,19 +14,21 @@ from .checks import add_param_docs
 from .timing import num_threads
 from .kernels import corr2d
 from .strides_padding import conv_out_size, pool_out_size, conv_transpose_out_size
-from .im2col import conv_specs
+from .im2col import conv_specs, patches, conv2d
 from .cnn import simple_cnn, better_cnn
 from .receptive_field import receptive_field
 from .color import channelwise_conv, conv_nparams, to_rgb
 from .pooling import avg_pool2d, conv_costs
 from .transposed import conv_transpose2d
+from .layers import to_ours
 
 # %% auto #0
 __all__ = ['check_conv_matrix_zeros', 'check_laplacian', 'check_corr1d', 'check_corr2d', 'check_stem_size', 'check_conv2d_same',
+           'check_im2col_shape', 'check_im2col1d', 'check_conv_weight_grad', 'check_grouped_conv',
            'check_better_cnn_params', 'check_simple_cnn_sizes', 'check_conv_to_linear', 'check_smoothing_floor',
            'check_rf_size', 'check_rf1d', 'check_color_params', 'check_grey_weights', 'check_greenness',
            'check_separable_cost', 'check_avg_pool_as_conv', 'check_upsample_sizes', 'check_overlap_counts',
-           'check_conv_transpose']
+           'check_conv_transpose', 'check_state_dict_keys', 'check_conv1d_layer']
 
 # %% ../nbs/16_exercises.ipynb #57bbef22
 class _Wrong(Exception):
@@ -248,6 +250,84 @@ def check_conv2d_same(f, # Your function `conv2d_same(x, w, dilation=1)` for `x`
             want = F.conv2d(x, w, padding='same', dilation=d)
         _same(_call_safely(f, x.clone(), w.clone(), dilation=d, where=where), want, f"your result for {where}")
     return f"right on {len(cfgs)} configurations: odd, even and non-square kernels, dilation, and a kernel larger than the image"
+
+# %% ../nbs/16_exercises.ipynb #f59abb07
+_ALEX = dict(bs=128, ni=3, n=224, ks=11, stride=4, padding=2)   # AlexNet's first layer, on a batch of 224x224 RGB crops
+
+@_checker
+def check_im2col_shape(answer, # Your `(N, rows, columns)`: the shape of `im2col(x, 11, stride=4, padding=2)` for `x` of shape `[128, 3, 224, 224]`
+                      ) -> bool:
+    "im2col: the shape of the im2col matrix of AlexNet's first layer, an 11x11 stride-4 convolution with padding 2, on 128 RGB images of 224x224"
+    got = _integers(answer, 'your shape (N, rows, columns)', n=3)
+    a = _ALEX
+    _, C, kh, kw, oh, ow = patches(torch.zeros(1, a['ni'], a['n'], a['n']), a['ks'], a['stride'], a['padding']).shape
+    want = [a['bs'], C*kh*kw, oh*ow]
+    if got == want: return "right: a row for each tap of the window in every channel, a column for each window"
+    if got == [want[0], want[2], want[1]]: raise _Wrong("your rows and columns are swapped: im2col makes every window a column, with a row per tap")
+    side = lambda **kw: conv_out_size(a['n'], a['ks'], **{**dict(stride=a['stride'], padding=a['padding']), **kw})**2
+    cols = {side(padding=0): "you left out the padding: 2 rows and columns of zeros on every side",
+            side(stride=1): "the windows move 4 pixels at a time, not 1", side(stride=1, padding=0): "the windows move 4 pixels at a time, and there is padding",
+            (a['n']//a['stride'])**2: "too many windows: the last one must fit inside the padded image, so the output-size formula rounds down",
+            oh: "a column per window of the whole image, not of one row"}
+    rows = {kh*kw: "every column holds the window of each of the input channels", C: "every column holds a whole window, not one pixel per channel",
+            C*kh: "a window has kh*kw taps"}
+    bad = []
+    if got[0] != want[0]: bad.append("the batch axis stays as it is: one matrix per image")
+    if got[1] != want[1]: bad.append(rows.get(got[1], f"the number of rows is {_off(got[1], want[1])}"))
+    if got[2] != want[2]: bad.append(cols.get(got[2], f"the number of columns is {_off(got[2], want[2])}"))
+    ok = [nm for nm, v, t in zip(('batch size', 'number of rows', 'number of columns'), got, want) if v == t]
+    raise _Wrong('; '.join(bad) + (f" (the {' and the '.join(ok)} {'is' if len(ok) == 1 else 'are'} right)" if ok else ''))
+
+# %% ../nbs/16_exercises.ipynb #0c023022
+@_checker
+def check_im2col1d(f, # Your `im2col1d(x, ks, stride=1, padding=0, dilation=1)` for signals `x` `[N, C, L]` and an int `ks`: `[N, C*ks, out_len]`
+                  ) -> bool:
+    "im2col: does `f(x, ks, stride, padding, dilation)` give what `F.unfold` gives for the `[N, C, 1, L]` view of 1-D signals?"
+    g = _rng()
+    cfgs = [((2, 3, 12), 3, 1, 0, 1), ((1, 1, 9), 4, 2, 1, 1), ((2, 2, 10), 3, 1, 2, 2), ((1, 4, 7), 7, 1, 0, 1), ((3, 1, 5), 1, 1, 0, 1),
+            ((1, 2, 11), 2, 3, 1, 2), ((2, 3, 6), 5, 2, 2, 1), ((1, 3, 13), 3, 2, 1, 3)]
+    for i, (xs, k, s, p, d) in enumerate(cfgs):
+        dt = torch.float64 if i == len(cfgs) - 1 else torch.float32
+        x = torch.randn(*xs, generator=g, dtype=dt)
+        where = f"x of shape {xs}, ks={k}, stride={s}, padding={p}, dilation={d}" + (' (float64)' if dt == torch.float64 else '')
+        want = F.unfold(x[:, :, None], (1, k), dilation=(1, d), padding=(0, p), stride=(1, s))
+        _same(_call_safely(f, x.clone(), k, stride=s, padding=p, dilation=d, where=where), want, f"your result for {where}")
+    return f"right on {len(cfgs)} configurations: strides, padding, dilation, a 1-tap kernel and one as long as the signal"
+
+@_checker
+def check_conv_weight_grad(f, # Your `f(x, go, ks, stride=1, padding=0, dilation=1)`: the weight's gradient `[O, C, kh, kw]`, for `go` the output's `[N, O, oh, ow]`
+                          ) -> bool:
+    "im2col: does `f(x, go, ks, ...)` give the gradient for the weight of `F.conv2d(x, weight, ...)`, whose output has the gradient `go`?"
+    g = _rng()
+    cfgs = [((2, 3, 8, 8), 4, (3, 3), 1, 0, 1), ((3, 2, 9, 7), 5, (3, 2), 2, 1, 1), ((1, 4, 10, 10), 2, (2, 4), 1, 2, 2),
+            ((2, 1, 6, 6), 3, (1, 1), 1, 0, 1), ((4, 2, 5, 5), 1, (5, 5), 1, 0, 1), ((2, 3, 11, 9), 3, (3, 3), 3, 1, 2)]
+    for i, (xs, O, ks, s, p, d) in enumerate(cfgs):
+        dt = torch.float64 if i == len(cfgs) - 1 else torch.float32
+        x = torch.randn(*xs, generator=g, dtype=dt)
+        w = torch.zeros(O, xs[1], *ks, dtype=dt, requires_grad=True)   # the gradient does not depend on the weight's values
+        out = F.conv2d(x, w, stride=s, padding=p, dilation=d)
+        go = torch.randn(out.shape, generator=g, dtype=dt)
+        want, = torch.autograd.grad(out, w, go)
+        where = _shapes(x=x, go=go) + f", ks={ks}, stride={s}, padding={p}, dilation={d}" + (' (float64)' if dt == torch.float64 else '')
+        _same(_call_safely(f, x.clone(), go.clone(), ks, stride=s, padding=p, dilation=d, where=where), want, f"your gradient for {where}")
+    return f"right on {len(cfgs)} configurations: non-square kernels, strides, padding, dilation, a 1x1 kernel and one as large as the image"
+
+@_checker
+def check_grouped_conv(f, # Your `f(x, w, b, groups)`: `F.conv2d(x, w, b, groups=groups)` as `groups` convolutions with `groups=1`, `b` a tensor or None
+                      ) -> bool:
+    "im2col: does `f(x, w, b, groups)` give `F.conv2d(x, w, b, groups=groups)`, for several group counts, with and without bias?"
+    g = _rng()
+    cfgs = [((2, 4, 7, 7), (6, 2, 3, 3), True, 2), ((1, 6, 5, 8), (6, 2, 3, 2), True, 3), ((2, 3, 6, 6), (3, 1, 3, 3), False, 3),
+            ((1, 4, 6, 6), (8, 4, 3, 3), True, 1), ((1, 6, 6, 6), (4, 3, 1, 1), True, 2), ((2, 8, 5, 5), (4, 2, 3, 3), False, 4),
+            ((1, 2, 9, 9), (6, 1, 4, 4), True, 2)]
+    for i, (xs, ws, has_b, G) in enumerate(cfgs):
+        dt = torch.float64 if i == len(cfgs) - 1 else torch.float32
+        x, w = torch.randn(*xs, generator=g, dtype=dt), torch.randn(*ws, generator=g, dtype=dt)
+        b = torch.randn(ws[0], generator=g, dtype=dt) if has_b else None
+        where = _shapes(x=x, w=w) + f", {'a bias' if has_b else 'no bias'}, groups={G}" + (' (float64)' if dt == torch.float64 else '')
+        got = _call_safely(f, x.clone(), w.clone(), None if b is None else b.clone(), G, where=where)
+        _same(got, F.conv2d(x, w, b, groups=G), f"your result for {where}")
+    return f"right on {len(cfgs)} configurations: 1 to 4 groups, one or several kernels per group, depthwise, and no bias"
 
 # %% ../nbs/16_exercises.ipynb #04d58fd4
 _NFS = (8, 16, 32, 64)
@@ -541,6 +621,109 @@ def check_conv_transpose(f, # Your `f(x, w, stride=1, padding=0, output_padding=
         got = _call_safely(f, x.clone(), w.clone(), stride=s, padding=p, output_padding=op, where=where)
         _same(got, conv_transpose2d(x, w, stride=s, padding=p, output_padding=op), f"your result for {where}")
     return f"right on {len(cfgs)} configurations: C_in != C_out, non-square kernels, strides 1 to 3, padding and output_padding"
+
+# %% ../nbs/16_exercises.ipynb #9782b85b
+def _keys_model():
+    "The model of the layers chapter's state_dict exercise, with PyTorch's layers"
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Sequential(nn.Conv2d(8, 16, 3, bias=False), nn.BatchNorm2d(16), nn.ReLU()),
+                         nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16*6*6, 10))
+
+def _names(v, what:str='your answer') -> list:
+    "`v` (a list, tuple, set or the keys of a dict) as a list of strings, or a `_Wrong`"
+    if isinstance(v, (str, bytes)) or not hasattr(v, '__iter__'): raise _Wrong(f"{what} should be a collection of strings, got {_kind(v)}")
+    res = list(v)
+    bad = [o for o in res if not isinstance(o, str)]
+    if bad: raise _Wrong(f"{what} should all be strings, and one is {_kind(bad[0])}")
+    return res
+
+def _a(name): return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"
+
+@_checker
+def check_state_dict_keys(answer, # Your keys of `to_ours(model).state_dict()` for the exercise's `model`, in any order: a list or set of strings
+                         ) -> bool:
+    "Layers: the keys of the `state_dict` of the exercise's model (conv, pool, a nested conv and batchnorm, pool, linear) after `to_ours`"
+    got = _names(answer, 'your keys')
+    if len(set(got)) != len(got): raise _Wrong("a key appears twice in your answer: each key names one tensor")
+    model = to_ours(_keys_model())
+    want, mods = list(model.state_dict()), dict(model.named_modules())
+    if set(got) == set(want): return "right: only layers with parameters or buffers have keys, each named by its path in the model; to_ours keeps PyTorch's names"
+    msgs, extra, missing = [], [k for k in got if k not in want], [k for k in want if k not in got]
+    if extra:
+        k = extra[0]
+        m = mods.get(k.rpartition('.')[0])
+        if m is None: why = "no layer has that path: a key is a layer's name as print(model) shows it, a dot, and the tensor's name"
+        elif not m.state_dict(): why = f"{_a(type(m).__name__)} has no parameters or buffers"
+        elif list(m.children()): why = f"{_a(type(m).__name__)} holds other layers: a key names the path down to the layer that holds the tensor"
+        else: why = f"look again at how that {type(m).__name__} was made"
+        msgs.append(f"{len(extra)} of your keys {'is' if len(extra) == 1 else 'are'} not in it ('{k}': {why})")
+    if missing:
+        kinds = sorted({type(mods[k.rpartition('.')[0]]).__name__ for k in missing})
+        hint = ''
+        if all(k.endswith('num_batches_tracked') for k in missing): hint = ": batchnorm also saves a count of the batches it has seen"
+        elif all(k.split('.')[-1] in ('running_mean', 'running_var', 'num_batches_tracked') for k in missing): hint = ": a state_dict holds the buffers too, not only the parameters"
+        msgs.append(f"{len(missing)} {'key is' if len(missing) == 1 else 'keys are'} missing, of {' and '.join(map(_a, kinds))}" + hint)
+    raise _Wrong('; '.join(msgs))
+
+# %% ../nbs/16_exercises.ipynb #6a200db3
+_C1D = [(3, 4, 3, 16, {}), (2, 6, 4, 15, dict(stride=2, padding=1)), (4, 4, 3, 12, dict(dilation=2, padding='same', groups=2)),
+        (3, 2, 5, 11, dict(padding=2, padding_mode='reflect', bias=False)), (2, 3, 1, 9, {}), (6, 6, 3, 10, dict(groups=6, padding=1)),
+        (2, 2, 4, 9, dict(padding='same')), (3, 5, 3, 13, dict(stride=2, padding=1, padding_mode='circular')), (2, 4, 7, 7, dict(bias=False))]
+
+def _graph_names(t):
+    "The names of the autograd nodes that computed `t`"
+    names, seen, todo = set(), set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen: continue
+        seen.add(fn); names.add(type(fn).__name__)
+        todo += [n for n, _ in fn.next_functions]
+    return names
+
+def _conv2d_nodes():
+    "The names of the autograd nodes that miniconv's `conv2d` makes, on its plain path and on its depthwise one"
+    x = torch.zeros(1, 2, 3, 3, requires_grad=True)
+    return {type(conv2d(x, torch.zeros(nf, 2//gr, 1, 1), groups=gr).grad_fn).__name__ for nf, gr in ((1, 1), (2, 2))}
+
+def _call_desc(name, *args, **kw): return f"{name}(" + ', '.join([*map(str, args), *(f"{k}={v!r}" for k, v in kw.items())]) + ")"
+
+@_checker
+def check_conv1d_layer(cls, # Your layer class, made as `nn.Conv1d` is: `cls(ni, nf, ks, stride=1, padding=0, dilation=1, groups=1, bias=True, padding_mode='zeros')`
+                      ) -> bool:
+    "Layers: does `cls` load `nn.Conv1d`'s `state_dict` and give its outputs and gradients, computed by miniconv's `conv2d`?"
+    if not callable(cls): raise _Wrong(f"expected a layer class, got {_kind(cls)}")
+    g, ours = _rng(), _conv2d_nodes()
+    for i, (ni, nf, ks, L, kw) in enumerate(_C1D):
+        dt = torch.float64 if i == len(_C1D) - 1 else torch.float32
+        made = _call_desc('Conv1d', ni, nf, ks, **kw)
+        where = f"{made} on x of shape {(2, ni, L)}" + (' (float64)' if dt == torch.float64 else '')
+        torch.manual_seed(i)
+        ref = nn.Conv1d(ni, nf, ks, **kw).to(dt)
+        try: mine = cls(ni, nf, ks, **kw)
+        except Exception as e: raise _Wrong(f"making your layer raised {type(e).__name__}: {_short(e)} (for {made})") from None
+        if not isinstance(mine, nn.Module): raise _Wrong(f"your class should make a layer (an nn.Module), got {_kind(mine)}")
+        try: mine.to(dt).load_state_dict(ref.state_dict())
+        except Exception as e: raise _Wrong(f"your layer can't load the state_dict of nn.{made} ({type(e).__name__}: {_short(e)})") from None
+        x = torch.randn(2, ni, L, generator=g, dtype=dt)
+        xm, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+        try: out = mine(xm)
+        except Exception as e: raise _Wrong(f"your layer raised {type(e).__name__}: {_short(e)} (for {where})") from None
+        with warnings.catch_warnings():  # PyTorch warns that an even kernel with padding='same' needs a padded copy
+            warnings.simplefilter('ignore')
+            want = ref(xr)
+        _same(out, want, f"your layer's output for {where}")
+        if not _graph_names(out) & ours:
+            raise _Wrong(f"your layer's output is right, but miniconv's conv2d did not compute it (for {where}): the exercise asks for a layer on our convolution")
+        pr = dict(ref.named_parameters())
+        pm = dict(mine.named_parameters())
+        if set(pm) != set(pr): raise _Wrong(f"your layer's parameters are {sorted(pm)}, where nn.Conv1d's are {sorted(pr)} (for {made})")
+        go = torch.randn(want.shape, generator=g, dtype=dt)
+        gm = torch.autograd.grad(out, [xm, *(pm[n] for n in pr)], go, allow_unused=True)
+        gr = torch.autograd.grad(want, [xr, *pr.values()], go)
+        for n, a, b in zip(['the input', *pr], gm, gr):
+            if a is None: raise _Wrong(f"your layer's output does not depend on {n} (for {where})")
+            _same(a, b, f"the gradient for {n}, for {where},")
+    return f"right on {len(_C1D)} layers: strides, dilation, groups, padding='same' with an odd and an even kernel, reflect and circular padding, no bias"
 
 # %% ../nbs/16_exercises.ipynb #47cab6b1
 add_param_docs(__name__)

@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import miniconv.exercises as ex
-from miniconv.im2col import conv2d
+from miniconv.im2col import conv2d, im2col
 from miniconv.kernels import top_edge, left_edge
+from miniconv.layers import to_ours
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/'nbs'
-CHAPTERS = ['04_kernels', '05_strides_padding', '07_cnn', '08_receptive_field', '10_color', '11_pooling', '12_transposed']
+CHAPTERS = ['04_kernels', '05_strides_padding', '06_im2col', '07_cnn', '08_receptive_field', '10_color', '11_pooling', '12_transposed', '13_layers']
 
 def run(checker, answer):
     "(returned value, printed text) of `checker(answer)`; an exception fails the test"
@@ -78,6 +79,49 @@ def conv_transpose_by_conv(x, w, stride=1, padding=0, output_padding=0, flip=Tru
     w = w.transpose(0, 1) if swap else w
     return conv2d(xs, w.flip(-1, -2) if flip else w)
 
+def im2col1d(x, ks, stride=1, padding=0, dilation=1, taps_first=False, one_side=False):
+    xp = F.pad(x, (2*padding, 0) if one_side else (padding, padding))
+    N, C, L = xp.shape
+    n = (L - dilation*(ks - 1) - 1)//stride + 1
+    sN, sC, sL = xp.stride()
+    v = xp.as_strided((N, C, ks, n), (sN, sC, dilation*sL, stride*sL), xp.storage_offset())
+    return (v.transpose(1, 2) if taps_first else v).reshape(N, C*ks, n)
+
+def conv_weight_grad(x, go, ks, stride=1, padding=0, dilation=1, batch_sum=True, taps_first=False):
+    cols = im2col(x, ks, stride, padding, dilation)
+    gw = torch.einsum('nol,nrl->or' if batch_sum else 'nol,nrl->nor', go.flatten(2), cols)
+    O, C = go.shape[1], x.shape[1]
+    if not batch_sum: return gw.view(-1, O, C, *ks)
+    return gw.view(O, *ks, C).permute(0, 3, 1, 2) if taps_first else gw.view(O, C, *ks)
+
+def grouped_conv(x, w, b, groups, interleave=False, whole_bias=False):
+    bs = [b]*groups if whole_bias or b is None else b.chunk(groups)
+    xs = [x[:, g::groups] for g in range(groups)] if interleave else x.chunk(groups, 1)
+    return torch.cat([conv2d(xg, wg, bg) for xg, wg, bg in zip(xs, w.chunk(groups), bs)], 1)
+
+class Conv1d(nn.Conv1d):
+    "The solution: nn.Conv1d on our conv2d, signals one row high"
+    use_mode, both_axes, use_stride, use_bias = True, False, True, True   # the parts a wrong answer leaves out
+    def _conv_forward(self, x, weight, bias):
+        if self.padding_mode != 'zeros' and self.use_mode: x, pad = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode), 0
+        elif isinstance(self.padding, str): pad = self.padding
+        else: pad = self.padding[0] if self.both_axes else (0, self.padding[0])
+        return conv2d(x[:, :, None], weight[:, :, None], bias if self.use_bias else None, (1, self.stride[0] if self.use_stride else 1), pad,
+                      (1, self.dilation[0]), self.groups)[:, :, 0]
+
+class ZerosOnly(Conv1d): use_mode = False
+class BothAxes(Conv1d): both_axes = True
+class NoStride(Conv1d): use_stride = False
+class NoBias(Conv1d): use_bias = False
+class KernelDown(nn.Conv1d):
+    "The kernel one column wide instead of one row high"
+    def _conv_forward(self, x, weight, bias): return conv2d(x[:, :, None], weight[..., None], bias, (1, self.stride[0]), 0, 1, self.groups)[:, :, 0]
+class FrozenWeight(Conv1d):
+    def _conv_forward(self, x, weight, bias): return super()._conv_forward(x, weight.detach(), bias)
+
+KEYS = ['0.weight', '0.bias', '3.0.weight', '3.1.weight', '3.1.bias', '3.1.running_mean', '3.1.running_var', '3.1.num_batches_tracked',
+        '6.weight', '6.bias']
+
 mix = lambda m, k=top_edge: (torch.tensor(m)[:, None, None]*k)[None]
 lap5 = torch.tensor([[0., 1, 0], [1, -4, 1], [0, 1, 0]])
 off_centre = torch.zeros(5, 5); off_centre[1:4, 2:5] = lap5
@@ -89,6 +133,10 @@ RIGHT = {
     'check_corr2d': fft_corr2d,
     'check_stem_size': (25, 19),
     'check_conv2d_same': conv2d_same,
+    'check_im2col_shape': (128, 363, 3025),
+    'check_im2col1d': im2col1d,
+    'check_conv_weight_grad': conv_weight_grad,
+    'check_grouped_conv': grouped_conv,
     'check_better_cnn_params': 200 + 1152 + 4608 + 18432 + 2*(8 + 16 + 32 + 64) + 64*4*4*10 + 10,
     'check_simple_cnn_sizes': range(1, 33),
     'check_conv_to_linear': conv_to_linear,
@@ -103,6 +151,8 @@ RIGHT = {
     'check_upsample_sizes': [10, 20, 60, 60],
     'check_overlap_counts': {4, 6, 9},
     'check_conv_transpose': conv_transpose_by_conv,
+    'check_state_dict_keys': KEYS,
+    'check_conv1d_layer': Conv1d,
 }
 
 # (checker, wrong answer, a fragment the verdict must contain): plausible mistakes, at least two per checker
@@ -120,6 +170,22 @@ WRONG = [
     ('check_conv2d_same', lambda x, w, dilation=1: F.conv2d(x, w, padding=(w.shape[-2]//2, w.shape[-1]//2), dilation=dilation), 'has shape'),
     ('check_conv2d_same', lambda x, w, dilation=1: conv2d_same(x, w, dilation, extra_first=True), 'differs at index'),
     ('check_conv2d_same', lambda x, w, dilation=1: F.conv2d(F.pad(x, [(w.shape[-1]-1)//2, w.shape[-1]//2, (w.shape[-2]-1)//2, w.shape[-2]//2]), w, dilation=dilation), 'has shape'),
+    ('check_im2col_shape', (128, 3025, 363), 'swapped'), ('check_im2col_shape', (128, 363, 54*54), 'left out the padding'),
+    ('check_im2col_shape', (128, 363, 218*218), 'move 4 pixels at a time'), ('check_im2col_shape', (128, 363, 56*56), 'rounds down'),
+    ('check_im2col_shape', (128, 121, 3025), 'each of the input channels (the batch size and the number of columns are right)'),
+    ('check_im2col_shape', (1, 363, 3025), 'the batch axis stays'), ('check_im2col_shape', (128, 363), 'should hold 3'),
+    ('check_im2col1d', lambda x, ks, **kw: im2col1d(x, ks, **kw, taps_first=True), 'differs at index'),
+    ('check_im2col1d', lambda x, ks, **kw: im2col1d(x, ks, **kw, one_side=True), 'ks=4, stride=2, padding=1, dilation=1 differs at index'),
+    ('check_im2col1d', lambda x, ks, stride=1, padding=0, dilation=1: im2col1d(x, ks, stride, padding), 'dilation=2 has shape'),
+    ('check_im2col1d', lambda x, ks, stride=1, padding=0, dilation=1: im2col1d(x, ks, 1, padding, dilation), 'stride=2, padding=1, dilation=1 has shape'),
+    ('check_conv_weight_grad', lambda *a, **k: conv_weight_grad(*a, **k, batch_sum=False), 'has shape'),
+    ('check_conv_weight_grad', lambda x, go, ks, **k: conv_weight_grad(x, go, ks, **k)/x.shape[0], 'times what it should be'),
+    ('check_conv_weight_grad', lambda *a, **k: conv_weight_grad(*a, **k, taps_first=True), 'differs at index'),
+    ('check_conv_weight_grad', lambda x, go, ks, stride=1, padding=0, dilation=1: conv_weight_grad(x, go, ks, 1, padding, dilation), 'your function raised'),
+    ('check_grouped_conv', lambda *a: grouped_conv(*a, interleave=True), 'differs at index'),
+    ('check_grouped_conv', lambda x, w, b, g: grouped_conv(x, w, None, g), 'differs at index'),
+    ('check_grouped_conv', lambda *a: grouped_conv(*a, whole_bias=True), 'your function raised ValueError'),
+    ('check_grouped_conv', lambda x, w, b, g: torch.cat([conv2d(xg, w, b) for xg in x.chunk(g, 1)], 1), 'has shape'),
     ('check_better_cnn_params', RIGHT['check_better_cnn_params'] + 120, 'a bias for every convolution'),
     ('check_better_cnn_params', RIGHT['check_better_cnn_params'] + 240, 'running mean and variance'),
     ('check_better_cnn_params', RIGHT['check_better_cnn_params'] - 240, 'scale and a shift'),
@@ -154,6 +220,18 @@ WRONG = [
     ('check_conv_transpose', lambda *a, **k: conv_transpose_by_conv(*a, **k, swap=False), 'your function raised'),
     ('check_conv_transpose', lambda *a, **k: conv_transpose_by_conv(*a, **k, full=True), 'has shape'),
     ('check_conv_transpose', lambda *a, **k: conv_transpose_by_conv(*a, **k, op_first=True), 'differs at index'),
+    ('check_state_dict_keys', KEYS[:-2], '2 keys are missing, of a Linear'),
+    ('check_state_dict_keys', KEYS + ['2.weight'], "'2.weight': a MaxPool2d has no parameters or buffers"),
+    ('check_state_dict_keys', KEYS[:7] + KEYS[8:], 'a count of the batches'),
+    ('check_state_dict_keys', KEYS[:5] + KEYS[8:], 'holds the buffers too'),
+    ('check_state_dict_keys', KEYS + ['3.0.bias'], 'how that Conv2d was made'),
+    ('check_state_dict_keys', ['0.weight', '0.bias', '3.weight', '4.weight', '4.bias', '6.weight', '6.bias'], 'holds other layers'),
+    ('check_state_dict_keys', KEYS + KEYS[:1], 'appears twice'), ('check_state_dict_keys', [0, 1], 'should all be strings'),
+    ('check_conv1d_layer', ZerosOnly, "padding_mode='reflect', bias=False) on x of shape (2, 3, 11) differs at index"),
+    ('check_conv1d_layer', BothAxes, 'differs at index'), ('check_conv1d_layer', NoStride, 'has shape'),
+    ('check_conv1d_layer', NoBias, 'differs at index'), ('check_conv1d_layer', KernelDown, 'your layer raised ValueError'),
+    ('check_conv1d_layer', nn.Conv1d, "miniconv's conv2d did not compute it"), ('check_conv1d_layer', FrozenWeight, 'does not depend on weight'),
+    ('check_conv1d_layer', nn.Linear, "can't load the state_dict"), ('check_conv1d_layer', lambda *a, **k: 3, 'should make a layer'),
 ]
 
 def checkers(): return sorted(n for n in ex.__all__ if n.startswith('check_'))
@@ -207,6 +285,22 @@ def test_function_verdict_reports_the_learners_value():
     g = torch.Generator().manual_seed(0)
     x, kk = torch.randn(n, generator=g), torch.randn(k, generator=g)
     assert abs(wrong(x, kk)[i].item() - v) < 1e-3 and abs(corr1d(x, kk)[i].item() - v) > 1e-3
+
+def test_im2col1d_verdict_reports_the_learners_value():
+    "check_im2col1d, like check_corr1d, prints the learner's value at the first differing index, not F.unfold's"
+    wrong = lambda x, ks, **kw: im2col1d(x, ks, **kw, taps_first=True)
+    _, out = run(ex.check_im2col1d, wrong)
+    m = re.search(r'differs at index \[(\d+), (\d+), (\d+)\], where it is (\S+) ', out)
+    assert m and 'x of shape (2, 3, 12), ks=3,' in out, out
+    i, v = tuple(int(m[j]) for j in (1, 2, 3)), float(m[4])
+    x = torch.randn(2, 3, 12, generator=torch.Generator().manual_seed(0))
+    assert abs(wrong(x, 3)[i].item() - v) < 1e-3 and abs(im2col1d(x, 3)[i].item() - v) > 1e-3
+
+def test_layer_checker_reports_a_raising_class():
+    class Broken(nn.Conv1d):
+        def __init__(self, *args, **kwargs): raise RuntimeError("not written yet")
+    res, out = run(ex.check_conv1d_layer, Broken)
+    assert res is False and 'making your layer raised RuntimeError: not written yet (for Conv1d(3, 4, 3))' in out, out
 
 def _boom(*args, **kwargs): raise RuntimeError("not written yet")
 
