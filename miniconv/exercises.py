@@ -60,7 +60,8 @@ def _kind(v):
     "How a value reads in a verdict: 'None', 'a tensor of shape (3, 3)', 'a str'"
     if v is None: return 'None'
     if isinstance(v, torch.Tensor): return f"a tensor of shape {tuple(v.shape)}"
-    return f"a {type(v).__name__}"
+    n = type(v).__name__
+    return f"{'an' if n[0] in 'aeiou' else 'a'} {n}"
 
 def _call_safely(f, *args, where:str='', **kwargs):
     "`f(*args, **kwargs)`, or a `_Wrong` that says `f` is not a function, or what it raised and for which inputs (`where`)"
@@ -116,7 +117,7 @@ def _same(got, want:torch.Tensor, what:str, tol:float=1e-4):
     if not bad.any(): return
     if torch.isfinite(got).all() and scale > 0:
         lam = ((got*want).sum()/(want*want).sum()).item()
-        if abs(lam - 1) > tol and torch.allclose(got, lam*want, rtol=tol, atol=atol):
+        if abs(lam) > tol and abs(lam - 1) > tol and torch.allclose(got, lam*want, rtol=tol, atol=atol):
             raise _Wrong(f"{what} is {lam:.4g} times what it should be" + (": the sign is flipped" if abs(lam + 1) < tol else ''))
     i = tuple(bad.nonzero()[0].tolist())
     raise _Wrong(f"{what} differs at index {list(i)}, where it is {got[i].item():.4g} ({bad.sum().item()} of {bad.numel()} values differ)")
