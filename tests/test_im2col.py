@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-from strategies import as_arg, pair
+from helpers import as_arg, pair, same_as_torch
 from torch.testing import assert_close
 
 import miniconv.im2col as m
@@ -47,14 +47,7 @@ def tensors(c):
 def check_against_pytorch(conv, c):
     "Output and the gradients for x, weight and bias of `conv` equal those of `F.conv2d`"
     x, wt, b, kw = tensors(c)
-    leaves = [t.clone().requires_grad_() for t in (x, wt) + ((b,) if b is not None else ())]
-    refs = [t.clone().requires_grad_() for t in leaves]
-    out = conv(*leaves[:2], leaves[2] if b is not None else None, **kw)
-    ref = F.conv2d(*refs[:2], refs[2] if b is not None else None, **kw)
-    assert out.shape == ref.shape
-    assert_close(out, ref, **TOL)
-    go = torch.randn(ref.shape, generator=torch.Generator().manual_seed(c['seed'] + 1))
-    for a, r in zip(torch.autograd.grad(out, leaves, go), torch.autograd.grad(ref, refs, go)): assert_close(a, r, **TOL)
+    same_as_torch(conv, F.conv2d, x, wt, b, kw, c['seed'], TOL)
 
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(configs())

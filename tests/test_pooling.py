@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-from strategies import as_arg, pair
+from helpers import as_arg, pair
 from torch.testing import assert_close
 
 import miniconv.pooling as m

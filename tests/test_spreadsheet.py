@@ -67,6 +67,15 @@ def kernels():
     g = torch.Generator().manual_seed(3)
     return torch.randn(3, 3, generator=g), torch.randn(3, 3, generator=g)
 
+def sheet_matches_torch(path, img, k1, k2, stride, padding):
+    "Write the workbook, evaluate every formula with `formulas`, and assert conv1 and conv2 equal PyTorch's; return (c1, c2)"
+    fn = conv_spreadsheet(img, k1, k2, path, stride=stride, padding=padding)
+    wb, ev = load_workbook(fn), evaluate(fn)
+    c1, c2 = torch_convs(img, k1, k2, stride, padding)
+    assert_close(values(ev, wb, 'conv1'), c1, rtol=1e-9, atol=1e-9)
+    assert_close(values(ev, wb, 'conv2'), c2, rtol=1e-9, atol=1e-9)
+    return c1, c2
+
 @pytest.mark.parametrize('padding', [0, 1])
 def test_values_match_pytorch(tmp_path, digit, kernels, padding):
     "Every conv1 and conv2 cell, evaluated from its formula, equals F.conv2d + ReLU applied twice"
@@ -88,11 +97,7 @@ def test_values_general_shapes(tmp_path):
     "Non-square image and kernels, stride 1, padding 2"
     g = torch.Generator().manual_seed(1)
     img, k1, k2 = torch.rand(9, 11, generator=g), torch.randn(2, 3, generator=g), torch.randn(3, 2, generator=g)
-    fn = conv_spreadsheet(img, k1, k2, tmp_path/'g.xlsx', stride=1, padding=2)
-    wb, ev = load_workbook(fn), evaluate(fn)
-    c1, c2 = torch_convs(img, k1, k2, 1, 2)
-    assert_close(values(ev, wb, 'conv1'), c1, rtol=1e-9, atol=1e-9)
-    assert_close(values(ev, wb, 'conv2'), c2, rtol=1e-9, atol=1e-9)
+    sheet_matches_torch(tmp_path/'g.xlsx', img, k1, k2, stride=1, padding=2)
 
 def trace_to_input(wb, rc):
     "Input cells (as tensor indices) reached from `rc` by following precedents until only constants remain"
@@ -143,12 +148,8 @@ def test_padding_lets_a_smaller_image_through(tmp_path):
     "The size check is PyTorch's, via conv_out_size: with padding 1 a 6x6 image (smaller than the 7x7 field) still gives conv2 cells"
     g = torch.Generator().manual_seed(2)
     img, k1, k2 = torch.rand(6, 5, generator=g), torch.randn(3, 3, generator=g), torch.randn(3, 3, generator=g)
-    fn = conv_spreadsheet(img, k1, k2, tmp_path/'s.xlsx', stride=2, padding=1)
-    wb, ev = load_workbook(fn), evaluate(fn)
-    c1, c2 = torch_convs(img, k1, k2, 2, 1)
+    c1, c2 = sheet_matches_torch(tmp_path/'s.xlsx', img, k1, k2, stride=2, padding=1)
     assert c2.shape == (2, 2)
-    assert_close(values(ev, wb, 'conv1'), c1, rtol=1e-9, atol=1e-9)
-    assert_close(values(ev, wb, 'conv2'), c2, rtol=1e-9, atol=1e-9)
 
 
 # Atomic writes (issue 16, section 4): a failed save leaves the old workbook as it was, and no temporary file

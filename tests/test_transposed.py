@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-from strategies import as_arg, pair
+from helpers import as_arg, pair, same_as_torch
 from torch.testing import assert_close
 
 import miniconv.transposed as m
@@ -39,14 +39,7 @@ def compare(c):
     if 0 in ref.shape[-2:]:  # PyTorch returns an empty image for an output size of 0; we refuse, naming the sizes
         with pytest.raises(ValueError, match='output size 0 is below 1'): conv_transpose2d(x, w, b, **kw)
         return 'empty output refused'
-    leaves = [t.clone().requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
-    refs = [t.clone().requires_grad_() for t in leaves]
-    out = conv_transpose2d(*leaves[:2], leaves[2] if b is not None else None, **kw)
-    ref = F.conv_transpose2d(*refs[:2], refs[2] if b is not None else None, **kw)
-    assert out.shape == ref.shape
-    assert_close(out, ref, **TOL)
-    go = torch.randn(ref.shape, generator=torch.Generator().manual_seed(c['seed'] + 1))
-    for a, r in zip(torch.autograd.grad(out, leaves, go), torch.autograd.grad(ref, refs, go)): assert_close(a, r, **TOL)
+    same_as_torch(conv_transpose2d, F.conv_transpose2d, x, w, b, kw, c['seed'], TOL)
     return 'op reaches the stride' if any(o >= s for o, s in zip(c['output_padding'], c['stride'])) else 'agree'
 
 def test_conv_transpose2d_matches_pytorch():
