@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checks import add_param_docs, atomic_write, check_out_path
+from .checks import add_param_docs, atomic_write, check_out_path, first_line
 from .cnn import ARCHS
 
 # %% auto #0
@@ -57,7 +57,7 @@ def _device(device):
     except (RuntimeError, TypeError) as e: raise ValueError(f"device={device!r} is not a device name ({e})") from None
     try: torch.empty(0, device=dev)
     except Exception as e:
-        raise ValueError(f"device={device!r} is not available on this machine ({str(e).strip().splitlines()[0][:200]}); use device='cpu'") from None
+        raise ValueError(f"device={device!r} is not available on this machine ({first_line(e, 200)}); use device='cpu'") from None
     return dev
 
 def load_model(path,        # A file written by `save_model` or `miniconv_train --save`
@@ -68,8 +68,7 @@ def load_model(path,        # A file written by `save_model` or `miniconv_train 
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such checkpoint file. Make one with `miniconv_train --save {path}`.")
     try: ck = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else ''
-        raise CheckpointError(f"{path} is not a readable miniconv checkpoint ({type(e).__name__}: {msg})") from None
+        raise CheckpointError(f"{path} is not a readable miniconv checkpoint ({type(e).__name__}: {first_line(e, 300)})") from None
     if not (isinstance(ck, dict) and ck.get('format') == _FORMAT and isinstance(ck.get('state_dict'), dict)):
         raise CheckpointError(f"{path} holds a {type(ck).__name__}, not a miniconv checkpoint (no format={_FORMAT!r} with a state_dict)")
     if ck.get('arch') not in ARCHS: raise CheckpointError(f"{path} is for architecture {ck.get('arch')!r}; known ones are {list(ARCHS)}")

@@ -11,7 +11,7 @@ import torch
 
 # %% auto #0
 __all__ = ['as_int', 'as_pair', 'as_float', 'shape_str', 'check_tensor', 'check_2d', 'check_fits', 'check_conv', 'check_out_path',
-           'atomic_write', 'add_param_docs']
+           'atomic_write', 'first_line', 'add_param_docs']
 
 # %% ../nbs/00_checks.ipynb #a3df0aa8
 def _least(lo): return {0: 'a non-negative integer', 1: 'a positive integer'}.get(lo, f'an integer >= {lo}')
@@ -159,6 +159,14 @@ def atomic_write(path,     # The file to write
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+# %% ../nbs/00_checks.ipynb #539de210
+def first_line(e,         # An exception (or anything with a message)
+               n:int=200, # Most characters to keep
+              ) -> str:
+    "The first line of `e`'s message, stripped and cut to `n` characters; `''` if the message is empty"
+    msg = str(e).strip()
+    return msg.splitlines()[0][:n] if msg else ''
 
 # %% ../nbs/00_checks.ipynb #337b0e86
 def _comments(fn):

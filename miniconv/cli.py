@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.script import anno_parser, call_parse, store_true
 
-from .checks import as_int, as_float, check_out_path, add_param_docs
+from .checks import as_int, as_float, check_out_path, add_param_docs, first_line
 from .data import load_mnist
 from .kernels import top_edge, left_edge
 from .timing import CLOCKS, time_interleaved, num_threads
@@ -97,6 +97,10 @@ def _fwd_bwd_op(f, args, kw):
     go = torch.randn(f(*args, **kw).shape, generator=torch.Generator().manual_seed(1))
     return lambda: torch.autograd.grad(f(*args, **kw), leaves, go)
 
+def _vs_torch(t:dict) -> dict:
+    "The seconds `t['ours']` and `t['torch']` as milliseconds, and their ratio"
+    return dict(ours_ms=t['ours']*1000, torch_ms=t['torch']*1000, ratio=t['ours']/t['torch'])
+
 def op_speeds(bs:int=64,        # Batch of feature maps
               repeats:int=7,    # Interleaved timings per pair; the median is reported
               threads:int=0,    # Torch threads while timing; 0 keeps the current number
@@ -114,7 +118,7 @@ def op_speeds(bs:int=64,        # Batch of feature maps
         for name, ((ours, theirs), args, kw) in ops.items():
             for ps, mk in (('forward', _fwd_op), ('fwd+bwd', _fwd_bwd_op)):
                 t = time_interleaved({'ours': mk(ours, args, kw), 'torch': mk(theirs, args, kw)}, repeats, clock=clock)
-                res.setdefault(name, {})[ps] = dict(ours_ms=t['ours']*1000, torch_ms=t['torch']*1000, ratio=t['ours']/t['torch'])
+                res.setdefault(name, {})[ps] = _vs_torch(t)
     return res
 
 STEP_TARGET = 1.3  # the course's target for a training step on our layers, as a multiple of the step on PyTorch's
@@ -137,7 +141,7 @@ def bench_cli(repeats:int=15,      # Interleaved timings per method; the median 
     df = checked(bench_cli, prog, speed_table, conv_specs(simple_cnn(), 28), bs=bs, repeats=repeats, clock=clock, threads=threads, name='simple_cnn')
     tot = df.loc[f'simple_cnn, bs={bs}', 'conv2d / F.conv2d']
     steps = {a: step_times(a, bs, repeats, threads, clock=clock) for a in ('simple', 'better')}
-    steps = {a: dict(torch_ms=t['torch']*1000, ours_ms=t['ours']*1000, ratio=t['ours']/t['torch']) for a, t in steps.items()}
+    steps = {a: _vs_torch(t) for a, t in steps.items()}
     ops = op_speeds(8 if quick else 64, repeats, threads, clock)
     settings = dict(bs=bs, repeats=repeats, clock=clock, threads=threads, torch=torch.__version__)
     if json:
@@ -194,7 +198,7 @@ def train_cli(arch:Arch='better',   # Model: 'simple' (the lesson's) or 'better'
     if save is not None:
         try: save_model(model, save, arch, accuracy=acc, seconds=secs, source=data.source, epochs=len(hist), seed=seed, conv=conv)
         except (OSError, RuntimeError) as e:  # a full disk, say: torch reports a short write as a RuntimeError
-            print(f"{prog}: error: could not write {save} ({str(e).strip().splitlines()[0][:200]}); any file there before is unchanged", file=sys.stderr)
+            print(f"{prog}: error: could not write {save} ({first_line(e, 200)}); any file there before is unchanged", file=sys.stderr)
             sys.exit(1)
         print(f"{prog}: saved checkpoint to {save}", flush=True)
     return acc

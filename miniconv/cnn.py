@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, default_collate
 from .checks import add_param_docs, as_float, as_int
 from .data import load_mnist
 from .plotting import set_alt, subplots
+from .strides_padding import conv_out_size
 
 # %% auto #0
 __all__ = ['def_device', 'ARCHS', 'DEFAULTS', 'conv', 'simple_cnn', 'Dataset', 'get_dls', 'to_device', 'collate_device',
@@ -213,7 +214,7 @@ def better_cnn(nfs:tuple=(16, 32, 64, 128), # Channels of each conv; the first i
     if not nfs: raise ValueError(f"nfs must list at least one channel count, got nfs={nfs!r}")
     size = as_int(size, 'size', 1)
     layers = [conv_bn(1, nfs[0], ks=5, stride=1)] + [conv_bn(a, b) for a, b in zip(nfs, nfs[1:])]
-    for _ in nfs[1:]: size = (size + 1)//2  # each stride-2 conv with padding 1 halves the grid, rounding up
+    for _ in nfs[1:]: size = conv_out_size(size, 3, 2, 1)  # each 3x3 stride-2 conv with padding 1 halves the grid, rounding up
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(nfs[-1]*size*size, 10))
 
 # %% ../nbs/07_cnn.ipynb #a7707646

@@ -414,7 +414,7 @@ def download_mnist(dest:str|Path|None=None,  # Where to put the file; default: t
 
 def _download_idx(mirror:str, resources:list, timeout:float, verbose:bool):
     "Download torchvision's four IDX files from `mirror`, check them, and move them into the cache's `MNIST/raw` together"
-    cache, parts = cache_dir(), {}
+    cache, parts, names, data = cache_dir(), {}, {}, {}
     dest = cache/'MNIST'/'raw'
     try:
         for fname, md5 in resources:
@@ -422,9 +422,10 @@ def _download_idx(mirror:str, resources:list, timeout:float, verbose:bool):
             tmp = _new_part(cache)
             parts[tmp] = url
             _fetch(url, tmp, size or MAX_GZ, timeout)
-            try: check_file(tmp, md5=md5, size=size)
+            try: checked = check_file(tmp, md5=md5, size=size)
             except MnistFileError as e: raise _discarded(e, parts) from None
-        names = {url.rsplit('/', 1)[-1].removesuffix('.gz'): tmp for tmp, url in parts.items()}
+            f = url.rsplit('/', 1)[-1].removesuffix('.gz')
+            names[f], data[f] = tmp, checked
         if missing := [f for f in IDX_FILES if f not in names]: raise MnistFileError(f"{mirror}: torchvision lists no {', '.join(missing)}.", 'incomplete')
         try: res = _idx_tensors(names, mirror, IDX_N, MNIST_N[1])
         except MnistFileError as e: raise _discarded(e, parts) from None
@@ -434,7 +435,7 @@ def _download_idx(mirror:str, resources:list, timeout:float, verbose:bool):
     except BaseException:
         for tmp in parts: tmp.unlink(missing_ok=True)
         raise
-    for f in names: _save_digests(dest/f'{f}.gz', (dest/f'{f}.gz').read_bytes(), verbose)
+    for f in names: _save_digests(dest/f'{f}.gz', data[f], verbose)
     return dest, res
 
 # %% ../nbs/01_data.ipynb #24b44004
@@ -450,11 +451,14 @@ class MNIST(tuple):
 
 def _offline(): return os.environ.get('MINICONV_OFFLINE', '') not in ('', '0')
 
-def _full(p:Path, verbose:bool) -> MNIST:
-    "The full set read from `p`: a folder of IDX files, or a file `mnist.pkl.gz`"
-    t = read_mnist_idx(p) if p.is_dir() and _idx_dir(p) == p else read_mnist_pkl(p)
+def _using(p:Path, t, verbose:bool) -> MNIST:
+    "The full set's tensors `t`, read from `p`, as an `MNIST`; say where from if `verbose`"
     if verbose: print(f"miniconv: using full MNIST from {p}")
     return MNIST(*t, source='full', path=p)
+
+def _full(p:Path, verbose:bool) -> MNIST:
+    "The full set read from `p`: a folder of IDX files, or a file `mnist.pkl.gz`"
+    return _using(p, read_mnist_idx(p) if p.is_dir() and _idx_dir(p) == p else read_mnist_pkl(p), verbose)
 
 def _label(p:Path) -> str:
     "`p` as the notice names it: under `$MINICONV_DATA`, in the cache, or as it is"
@@ -478,16 +482,13 @@ def _short(e:Exception) -> str:
 def _download_full(verbose:bool, timeout=10.) -> MNIST:
     "Download the full set from `MNIST_URL`, else from torchvision's mirrors; an error listing every source if none works"
     tried, mirrors = [], []
-    def got(p, t):
-        if verbose: print(f"miniconv: using full MNIST from {p}")
-        return MNIST(*t, source='full', path=p)
-    try: return got(*_download_pkl(None, MNIST_URL, MNIST_SIZE, None, None, timeout, verbose))
+    try: return _using(*_download_pkl(None, MNIST_URL, MNIST_SIZE, None, None, timeout, verbose), verbose)
     except PermissionError: raise
     except Exception as e: tried.append((MNIST_URL, e))
     try: mirrors, resources = mnist_mirrors()
     except Exception as e: tried.append(("torchvision's mirrors", e))
     for m in mirrors:
-        try: return got(*_download_idx(m, resources, timeout, verbose))
+        try: return _using(*_download_idx(m, resources, timeout, verbose), verbose)
         except PermissionError: raise
         except Exception as e: tried.append((m, e))
     refused = [e for _, e in tried if isinstance(e, MnistFileError)]
@@ -503,7 +504,7 @@ def load_mnist(source='auto',            # 'auto', 'full' or 'subset'
     "MNIST as float32 `[N, 784]` pixels in [0, 1] and int64 labels, with `.source` saying where from"
     if source not in ('auto', 'full', 'subset'): raise ValueError(f"source must be 'auto', 'full' or 'subset', got {source!r}")
     if source != 'subset' and path is not None:
-        p = mnist_candidates(path)[0]
+        p = _place(Path(path).expanduser())
         if not os.path.lexists(p): raise FileNotFoundError(f"{p}: no such file.\n{_HOWTO}")
         return _full(p, verbose)
     why = None

@@ -122,6 +122,18 @@ def _same(got, want:torch.Tensor, what:str, tol:float=1e-4):
     i = tuple(bad.nonzero()[0].tolist())
     raise _Wrong(f"{what} differs at index {list(i)}, where it is {got[i].item():.4g} ({bad.sum().item()} of {bad.numel()} values differ)")
 
+def _cases(cfgs):
+    "`(cfg, dtype, note)` for each of `cfgs`: float32, but float64 for the last, whose verdicts get the note ' (float64)'"
+    for i, cfg in enumerate(cfgs):
+        dt = torch.float64 if i == len(cfgs) - 1 else torch.float32
+        yield cfg, dt, (' (float64)' if dt == torch.float64 else '')
+
+def _try(f, want:torch.Tensor, /, *args, where:str, what:str='your result', **kwargs):
+    "Call `f` safely with copies of the tensors among `args` and `kwargs`, and raise a `_Wrong` unless it returns `want`"
+    cp = lambda v: v.clone() if isinstance(v, torch.Tensor) else v
+    got = _call_safely(f, *map(cp, args), where=where, **{k: cp(v) for k, v in kwargs.items()})
+    _same(got, want, f"{what} for {where}")
+
 def _rng(seed:int=0):
     "A torch generator with a fixed seed: random inputs, the same ones at every call"
     return torch.Generator().manual_seed(seed)
@@ -200,11 +212,10 @@ def check_corr1d(f, # Your function `corr1d(x, k)`: the cross-correlation of 1-D
                 ) -> bool:
     "Kernels: does `f(x, k)` give what `corr2d` gives for a one-row image, for signals and kernels of many lengths?"
     g, cfgs = _rng(), [(12, 3), (9, 4), (7, 1), (5, 5), (1, 1), (20, 2), (11, 6), (13, 3)]
-    for i, (n, m) in enumerate(cfgs):
-        dt = torch.float64 if i == len(cfgs) - 1 else torch.float32
+    for (n, m), dt, note in _cases(cfgs):
         x, k = torch.randn(n, generator=g, dtype=dt), torch.randn(m, generator=g, dtype=dt)
-        where = f"a signal of length {n} and a kernel of length {m}" + (' (float64)' if dt == torch.float64 else '')
-        _same(_call_safely(f, x.clone(), k.clone(), where=where), corr2d(x[None], k[None])[0], f"your result for {where}")
+        where = f"a signal of length {n} and a kernel of length {m}" + note
+        _try(f, corr2d(x[None], k[None])[0], x, k, where=where)
     return f"right on {len(cfgs)} signals, with kernels of one tap and kernels as long as the signal"
 
 @_checker
@@ -212,11 +223,9 @@ def check_corr2d(f, # Your function `f(img, kernel)` for 2-D tensors, computing 
                 ) -> bool:
     "Kernels: does `f(img, kernel)` give what `corr2d` gives, for images and kernels of many shapes?"
     g, cfgs = _rng(), [((28, 28), (3, 3)), ((9, 13), (4, 2)), ((6, 6), (6, 6)), ((5, 7), (1, 1)), ((1, 9), (1, 4)), ((16, 11), (5, 3))]
-    for i, (s, ks) in enumerate(cfgs):
-        dt = torch.float64 if i == len(cfgs) - 1 else torch.float32
+    for (s, ks), dt, note in _cases(cfgs):
         img, k = torch.randn(*s, generator=g, dtype=dt), torch.randn(*ks, generator=g, dtype=dt)
-        where = _shapes(img=img, kernel=k) + (' (float64)' if dt == torch.float64 else '')
-        _same(_call_safely(f, img.clone(), k.clone(), where=where), corr2d(img, k), f"your result for {where}")
+        _try(f, corr2d(img, k), img, k, where=_shapes(img=img, kernel=k) + note)
     return f"right on {len(cfgs)} image and kernel shapes, a kernel as large as the image and a 1x1 kernel included"
 
 # %% ../nbs/16_exercises.ipynb #db3297e3
@@ -231,8 +240,10 @@ def check_stem_size(answer, # Your `(height, width)` after `nn.Conv2d(3, 64, 7, 
     if (h, w) == want: return "right: each layer roughly halves each side, rounding down, and the padding keeps the border windows"
     conv = conv_out_size(100, 7, 2, 3), conv_out_size(75, 7, 2, 3)
     if (h, w) == conv: raise _Wrong("those are the sizes after the convolution: the max pool comes after it")
-    bad = [f"the {nm} is {_off(v, t)}" for nm, v, t in (('height', h, want[0]), ('width', w, want[1])) if v != t]
-    ok = [nm for nm, v, t in (('height', h, want[0]), ('width', w, want[1])) if v == t]
+    bad, ok = [], []
+    for nm, v, t in (('height', h, want[0]), ('width', w, want[1])):
+        if v == t: ok.append(nm)
+        else: bad.append(f"the {nm} is {_off(v, t)}")
     raise _Wrong('; '.join(bad) + (f" (the {ok[0]} is right)" if ok else ''))
 
 # %% ../nbs/16_exercises.ipynb #d0869d6d
@@ -249,7 +260,7 @@ def check_conv2d_same(f, # Your function `conv2d_same(x, w, dilation=1)` for `x`
         with warnings.catch_warnings():  # PyTorch warns that an even kernel needs a padded copy of the input
             warnings.simplefilter('ignore')
             want = F.conv2d(x, w, padding='same', dilation=d)
-        _same(_call_safely(f, x.clone(), w.clone(), dilation=d, where=where), want, f"your result for {where}")
+        _try(f, want, x, w, dilation=d, where=where)
     return f"right on {len(cfgs)} configurations: odd, even and non-square kernels, dilation, and a kernel larger than the image"
 
 # %% ../nbs/16_exercises.ipynb #f59abb07
@@ -287,12 +298,11 @@ def check_im2col1d(f, # Your `im2col1d(x, ks, stride=1, padding=0, dilation=1)` 
     g = _rng()
     cfgs = [((2, 3, 12), 3, 1, 0, 1), ((1, 1, 9), 4, 2, 1, 1), ((2, 2, 10), 3, 1, 2, 2), ((1, 4, 7), 7, 1, 0, 1), ((3, 1, 5), 1, 1, 0, 1),
             ((1, 2, 11), 2, 3, 1, 2), ((2, 3, 6), 5, 2, 2, 1), ((1, 3, 13), 3, 2, 1, 3)]
-    for i, (xs, k, s, p, d) in enumerate(cfgs):
-        dt = torch.float64 if i == len(cfgs) - 1 else torch.float32
+    for (xs, k, s, p, d), dt, note in _cases(cfgs):
         x = torch.randn(*xs, generator=g, dtype=dt)
-        where = f"x of shape {xs}, ks={k}, stride={s}, padding={p}, dilation={d}" + (' (float64)' if dt == torch.float64 else '')
+        where = f"x of shape {xs}, ks={k}, stride={s}, padding={p}, dilation={d}" + note
         want = F.unfold(x[:, :, None], (1, k), dilation=(1, d), padding=(0, p), stride=(1, s))
-        _same(_call_safely(f, x.clone(), k, stride=s, padding=p, dilation=d, where=where), want, f"your result for {where}")
+        _try(f, want, x, k, stride=s, padding=p, dilation=d, where=where)
     return f"right on {len(cfgs)} configurations: strides, padding, dilation, a 1-tap kernel and one as long as the signal"
 
 @_checker
@@ -302,15 +312,14 @@ def check_conv_weight_grad(f, # Your `f(x, go, ks, stride=1, padding=0, dilation
     g = _rng()
     cfgs = [((2, 3, 8, 8), 4, (3, 3), 1, 0, 1), ((3, 2, 9, 7), 5, (3, 2), 2, 1, 1), ((1, 4, 10, 10), 2, (2, 4), 1, 2, 2),
             ((2, 1, 6, 6), 3, (1, 1), 1, 0, 1), ((4, 2, 5, 5), 1, (5, 5), 1, 0, 1), ((2, 3, 11, 9), 3, (3, 3), 3, 1, 2)]
-    for i, (xs, O, ks, s, p, d) in enumerate(cfgs):
-        dt = torch.float64 if i == len(cfgs) - 1 else torch.float32
+    for (xs, O, ks, s, p, d), dt, note in _cases(cfgs):
         x = torch.randn(*xs, generator=g, dtype=dt)
         w = torch.zeros(O, xs[1], *ks, dtype=dt, requires_grad=True)   # the gradient does not depend on the weight's values
         out = F.conv2d(x, w, stride=s, padding=p, dilation=d)
         go = torch.randn(out.shape, generator=g, dtype=dt)
         want, = torch.autograd.grad(out, w, go)
-        where = _shapes(x=x, go=go) + f", ks={ks}, stride={s}, padding={p}, dilation={d}" + (' (float64)' if dt == torch.float64 else '')
-        _same(_call_safely(f, x.clone(), go.clone(), ks, stride=s, padding=p, dilation=d, where=where), want, f"your gradient for {where}")
+        where = _shapes(x=x, go=go) + f", ks={ks}, stride={s}, padding={p}, dilation={d}" + note
+        _try(f, want, x, go, ks, stride=s, padding=p, dilation=d, where=where, what='your gradient')
     return f"right on {len(cfgs)} configurations: non-square kernels, strides, padding, dilation, a 1x1 kernel and one as large as the image"
 
 @_checker
@@ -321,13 +330,11 @@ def check_grouped_conv(f, # Your `f(x, w, b, groups)`: `F.conv2d(x, w, b, groups
     cfgs = [((2, 4, 7, 7), (6, 2, 3, 3), True, 2), ((1, 6, 5, 8), (6, 2, 3, 2), True, 3), ((2, 3, 6, 6), (3, 1, 3, 3), False, 3),
             ((1, 4, 6, 6), (8, 4, 3, 3), True, 1), ((1, 6, 6, 6), (4, 3, 1, 1), True, 2), ((2, 8, 5, 5), (4, 2, 3, 3), False, 4),
             ((1, 2, 9, 9), (6, 1, 4, 4), True, 2)]
-    for i, (xs, ws, has_b, G) in enumerate(cfgs):
-        dt = torch.float64 if i == len(cfgs) - 1 else torch.float32
+    for (xs, ws, has_b, G), dt, note in _cases(cfgs):
         x, w = torch.randn(*xs, generator=g, dtype=dt), torch.randn(*ws, generator=g, dtype=dt)
         b = torch.randn(ws[0], generator=g, dtype=dt) if has_b else None
-        where = _shapes(x=x, w=w) + f", {'a bias' if has_b else 'no bias'}, groups={G}" + (' (float64)' if dt == torch.float64 else '')
-        got = _call_safely(f, x.clone(), w.clone(), None if b is None else b.clone(), G, where=where)
-        _same(got, F.conv2d(x, w, b, groups=G), f"your result for {where}")
+        where = _shapes(x=x, w=w) + f", {'a bias' if has_b else 'no bias'}, groups={G}" + note
+        _try(f, F.conv2d(x, w, b, groups=G), x, w, b, G, where=where)
     return f"right on {len(cfgs)} configurations: 1 to 4 groups, one or several kernels per group, depthwise, and no bias"
 
 # %% ../nbs/16_exercises.ipynb #04d58fd4
@@ -408,8 +415,7 @@ def check_smoothing_floor(answer, # The lowest cross-entropy any model can score
                          ) -> bool:
     "CNN: the floor of `F.cross_entropy(..., label_smoothing=0.2)` over 10 classes, to three decimal places"
     x = _number(answer)
-    q = torch.full((10,), 0.02, dtype=torch.float64); q[0] += 0.8       # the best prediction is the smoothed target itself
-    want = F.cross_entropy(q.log()[None], torch.tensor([0]), label_smoothing=0.2).item()
+    want = _smoothed_entropy(0.2)   # the best prediction is the smoothed target itself, and the loss is then its entropy
     if abs(x - want) < 5e-4: return "right: the best a model can do is predict the smoothed target, and then the loss is that target's entropy"
     if abs(x - _smoothed_entropy(0.1)) < 5e-4: raise _Wrong("that is the floor for label_smoothing=0.1, the chapter's value")
     if abs(x - _smoothed_entropy(0.2, spread=9)) < 5e-4:
@@ -495,7 +501,6 @@ def check_color_params(answer, # Your `(count on a 224x224 image, count on a 32x
     "Colour: the parameters of a 5x5 convolution from 3 to 32 channels with bias, on a 224x224 image and on a 32x32 one"
     a, b = _integers(answer, 'your answer (on 224x224, on 32x32)', n=2)
     want = conv_nparams(3, 32, ks=5)
-    assert want == sum(p.numel() for p in nn.Conv2d(3, 32, 5).parameters())
     if (a, b) == (want, want): return "right, and the same for both: the kernels slide over the image, so its size never enters the count"
     if a != b: raise _Wrong("your two counts differ: does the size of the image change the number of weights in a kernel?")
     hints = {want - 32: "count the biases too, one per output channel",
@@ -573,11 +578,9 @@ def check_avg_pool_as_conv(f, # Your function `avg_pool_as_conv(x, ks)` for `x` 
     "Pooling: does `f(x, ks)` give `avg_pool2d(x, ks)` (windows side by side, no padding), for many channel counts and sizes?"
     g = _rng()
     cfgs = [((2, 3, 8, 8), 2), ((1, 1, 7, 9), 3), ((3, 5, 6, 4), 1), ((1, 4, 9, 9), 4), ((2, 2, 5, 11), 5), ((1, 3, 10, 6), 2)]
-    for i, (xs, ks) in enumerate(cfgs):
-        dt = torch.float64 if i == len(cfgs) - 1 else torch.float32
+    for (xs, ks), dt, note in _cases(cfgs):
         x = torch.randn(*xs, generator=g, dtype=dt)
-        where = f"x of shape {xs}, ks={ks}" + (' (float64)' if dt == torch.float64 else '')
-        _same(_call_safely(f, x.clone(), ks, where=where), avg_pool2d(x, ks), f"your result for {where}")
+        _try(f, avg_pool2d(x, ks), x, ks, where=f"x of shape {xs}, ks={ks}" + note)
     return f"right on {len(cfgs)} configurations: one to five channels, sizes the window doesn't divide, and a 1x1 window"
 
 # %% ../nbs/16_exercises.ipynb #0310cd9b
@@ -619,8 +622,7 @@ def check_conv_transpose(f, # Your `f(x, w, stride=1, padding=0, output_padding=
     for xs, ws, s, p, op in cfgs:
         x, w = torch.randn(*xs, generator=g), torch.randn(*ws, generator=g)
         where = _shapes(x=x, w=w) + f", stride={s}, padding={p}, output_padding={op}"
-        got = _call_safely(f, x.clone(), w.clone(), stride=s, padding=p, output_padding=op, where=where)
-        _same(got, conv_transpose2d(x, w, stride=s, padding=p, output_padding=op), f"your result for {where}")
+        _try(f, conv_transpose2d(x, w, stride=s, padding=p, output_padding=op), x, w, stride=s, padding=p, output_padding=op, where=where)
     return f"right on {len(cfgs)} configurations: C_in != C_out, non-square kernels, strides 1 to 3, padding and output_padding"
 
 # %% ../nbs/16_exercises.ipynb #9782b85b
@@ -694,10 +696,9 @@ def check_conv1d_layer(cls, # Your layer class, made as `nn.Conv1d` is: `cls(ni,
     "Layers: does `cls` load `nn.Conv1d`'s `state_dict` and give its outputs and gradients, computed by miniconv's `conv2d`?"
     if not callable(cls): raise _Wrong(f"expected a layer class, got {_kind(cls)}")
     g, ours = _rng(), _conv2d_nodes()
-    for i, (ni, nf, ks, L, kw) in enumerate(_C1D):
-        dt = torch.float64 if i == len(_C1D) - 1 else torch.float32
+    for i, ((ni, nf, ks, L, kw), dt, note) in enumerate(_cases(_C1D)):
         made = _call_desc('Conv1d', ni, nf, ks, **kw)
-        where = f"{made} on x of shape {(2, ni, L)}" + (' (float64)' if dt == torch.float64 else '')
+        where = f"{made} on x of shape {(2, ni, L)}" + note
         torch.manual_seed(i)
         ref = nn.Conv1d(ni, nf, ks, **kw).to(dt)
         try: mine = cls(ni, nf, ks, **kw)

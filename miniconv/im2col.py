@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .checks import as_int, as_pair, check_conv, shape_str, add_param_docs
+from .checks import as_int, as_pair, check_conv, check_tensor, shape_str, add_param_docs
 from .kernels import conv_loop, left_edge
 from .strides_padding import conv_out_size
 from .timing import time_interleaved, num_threads, CLOCKS
@@ -22,7 +22,7 @@ __all__ = ['im2col_loop', 'patches', 'im2col', 'col2im', 'conv2d', 'conv_specs',
 # %% ../nbs/06_im2col.ipynb #02d3cd2e
 def _geometry(x, ks, stride, padding, dilation, ceil_mode=False):
     "Checked `(ks, stride, padding, dilation)` pairs and the output size `(oh, ow)`, before any work"
-    if not isinstance(x, torch.Tensor) or x.ndim != 4: raise ValueError(f"x must be a 4-D tensor [N, C, H, W], got {shape_str(x)}")
+    check_tensor(x, 'x', 4, '[N, C, H, W]', nonempty=False)
     ks, st = as_pair(ks, 'ks', 1), as_pair(stride, 'stride', 1)
     pd_, dl = as_pair(padding, 'padding', 0), as_pair(dilation, 'dilation', 1)
     (H, W), span = x.shape[-2:], (dl[0]*(ks[0]-1)+1, dl[1]*(ks[1]-1)+1)
@@ -176,7 +176,7 @@ class _Depthwise(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, ks, stride, padding, dilation, osize):
         (N, C, H, W), (kh, kw), (ph, pw) = x.shape, ks, padding
-        p = _windows(F.pad(x, (pw, pw, ph, ph)), ks, stride, dilation, osize)[:, :, None]   # [N, C, 1, kh, kw, oh, ow]: a view
+        p = _windows(F.pad(x, (pw, pw, ph, ph)) if ph or pw else x, ks, stride, dilation, osize)[:, :, None]   # [N, C, 1, kh, kw, oh, ow]: a view
         wv = w.view(1, C, -1, kh, kw, 1, 1)                          # [1, C, m, kh, kw, 1, 1]: m kernels per channel
         out = p[:, :, :, 0, 0] * wv[:, :, :, 0, 0]
         for i in range(kh):
@@ -198,7 +198,7 @@ class _Depthwise(torch.autograd.Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx = gw = gb = None
         if need_w:
-            p = _windows(F.pad(x, (pw, pw, ph, ph)), (kh, kw), stride, dilation, osize)[:, :, None]
+            p = _windows(F.pad(x, (pw, pw, ph, ph)) if ph or pw else x, (kh, kw), stride, dilation, osize)[:, :, None]
             gw = torch.stack([(g*p[:, :, :, i, j]).sum((0, 3, 4)) for i in range(kh) for j in range(kw)], -1).view(w.shape)
         if has_b and need_b: gb = go.sum((0, 2, 3))
         if need_x:

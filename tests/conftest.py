@@ -14,3 +14,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope='module')
+def browser():
+    "Headless Chromium with a fresh profile, and a CDP session on its page (one per test module: no state carries over)"
+    from cdp import chromium
+    with chromium() as cdp: yield cdp

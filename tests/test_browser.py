@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, unquote
 
 import pytest
 
-from cdp import chromium, serve
+from cdp import serve
 from test_docs import ROOT, built_site, nb_title, notebooks, page_of, solutions
 
 SHOTS = ROOT/'screenshots'
@@ -20,11 +20,6 @@ def server():
     "The built site, served on 127.0.0.1 at a free port"
     site = built_site()[0]/'_docs'
     with serve(site) as base: yield base, site
-
-@pytest.fixture(scope='module')
-def browser():
-    "Headless Chromium with a fresh profile, and a CDP session on its page"
-    with chromium() as cdp: yield cdp
 
 # What each page shows, read once per page in the browser: the tests below check it.
 PAGE_JS = """(() => {
@@ -202,7 +197,7 @@ def test_tables_fit(pages, nb):
 def test_maths_font(server, browser):
     "A matrix on the kernels page is drawn with the site's maths font, and its brackets stretch to the matrix's height"
     base, _ = server
-    browser.goto(base + page_of(next(nb for nb in notebooks() if page_of(nb) == 'kernels.html')))
+    browser.goto(base + 'kernels.html')
     r = browser.js("""(() => {
       const fonts = Array.from(document.fonts).filter(f => f.family.replace(/"/g, '') === 'miniconv math').map(f => f.status);
       const ms = Array.from(document.querySelectorAll('math')).filter(m => m.querySelector('mtable') && m.querySelector('mo[stretchy=true]'));

@@ -1,5 +1,5 @@
 "Checkpoints: damaged or hostile checkpoint files are refused with a clear error, and never run code."
-import os, pickle, re, subprocess, sys
+import subprocess, sys
 from pathlib import Path
 
 import pytest

@@ -1,5 +1,5 @@
 "Fault injection on MNIST data files: every bad file gets a clear error naming it, and nothing bad lands in the cache."
-import builtins, gzip, hashlib, io, os, pickle, stat, struct, subprocess, sys, textwrap, time, tracemalloc, urllib.error, urllib.request, zlib
+import builtins, gzip, hashlib, io, os, pickle, struct, subprocess, sys, textwrap, time, tracemalloc, urllib.error, urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -241,12 +241,25 @@ def test_auto_refuses_bad_download_and_falls_back(cache, monkeypatch, capsys):
     assert cache_files(cache) == []
 
 
+def no_network(url, timeout=None): raise urllib.error.URLError('Temporary failure in name resolution')
+
+NO_MD5 = [(f'{f}.gz', None) for f in d.IDX_FILES]  # torchvision's mirror files, with no checksum to compare
+
+def intercept_open(monkeypatch, path, action):
+    "Route every `open` of `path` (by builtins or io) to `action(file)`, which raises; other files open as usual"
+    real_open = io.open
+    def fake_open(file, *a, **k):
+        if os.fspath(file) == str(path): action(file)
+        return real_open(file, *a, **k)
+    monkeypatch.setattr(builtins, 'open', fake_open)
+    monkeypatch.setattr(io, 'open', fake_open)
+
+
 def test_auto_offline_falls_back_fast(cache, monkeypatch, capsys):
     "With no network, auto gives the subset; the notice says how to get the full set, in at most two lines that fit the page"
-    def no_network(url, timeout=None): raise urllib.error.URLError('Temporary failure in name resolution')
     monkeypatch.delenv('MINICONV_OFFLINE')
     monkeypatch.setattr(urllib.request, 'urlopen', no_network)
-    monkeypatch.setattr(d, 'mnist_mirrors', lambda: (['https://mirror.example/'], [(f'{f}.gz', None) for f in d.IDX_FILES]))
+    monkeypatch.setattr(d, 'mnist_mirrors', lambda: (['https://mirror.example/'], NO_MD5))
     res = d.load_mnist()
     assert res.source == 'subset' and len(res) == 4
     lines = [l for l in capsys.readouterr().out.splitlines() if l]
@@ -449,9 +462,8 @@ def test_every_source_listed_when_all_fail(cache, monkeypatch, tmp_path, capsys)
 
 
 def test_all_sources_unreachable_is_a_connection_error(cache, monkeypatch):
-    def no_network(url, timeout=None): raise urllib.error.URLError('Temporary failure in name resolution')
     monkeypatch.setattr(urllib.request, 'urlopen', no_network)
-    monkeypatch.setattr(d, 'mnist_mirrors', lambda: (['https://a.example/', 'https://b.example/'], [(f'{f}.gz', None) for f in d.IDX_FILES]))
+    monkeypatch.setattr(d, 'mnist_mirrors', lambda: (['https://a.example/', 'https://b.example/'], NO_MD5))
     monkeypatch.delenv('MINICONV_OFFLINE')
     with pytest.raises(ConnectionError, match='any of 3 sources') as e: d.load_mnist('full')
     assert str(e.value).count('Temporary failure in name resolution') == 3
@@ -574,12 +586,8 @@ def test_huge_file_is_refused_unread(tmp_path, monkeypatch):
     "A 3 GiB file (sparse) given as path= is refused from its size, without a byte read"
     fn = tmp_path/'mnist.pkl.gz'
     with open(fn, 'wb') as f: f.truncate(3 << 30)
-    real_open = io.open
-    def no_read(file, *a, **k):
-        if os.fspath(file) == str(fn): pytest.fail(f'opened {file}')
-        return real_open(file, *a, **k)
-    monkeypatch.setattr(builtins, 'open', no_read)
-    monkeypatch.setattr(io, 'open', no_read)
+    def no_read(file): pytest.fail(f'opened {file}')
+    intercept_open(monkeypatch, fn, no_read)
     with pytest.raises(d.MnistFileError, match='3,221,225,472 bytes, more than') as e: d.load_mnist('full', path=fn)
     assert_refused(e, fn)
 
@@ -636,12 +644,8 @@ def deny_reading(path, monkeypatch):
     "Make `path` unreadable: chmod for ordinary users, and an `open` that says 'Permission denied' for root"
     os.chmod(path, 0)
     if os.access(path, os.R_OK):
-        real_open = io.open
-        def fake_open(file, *a, **k):
-            if os.fspath(file) == str(path): raise PermissionError(13, 'Permission denied', str(file))
-            return real_open(file, *a, **k)
-        monkeypatch.setattr(builtins, 'open', fake_open)
-        monkeypatch.setattr(io, 'open', fake_open)
+        def denied(file): raise PermissionError(13, 'Permission denied', str(file))
+        intercept_open(monkeypatch, path, denied)
 
 
 @pytest.mark.parametrize('kind,msg', [('directory', 'is a directory, not a file'), ('fifo', r'is a FIFO \(named pipe\), not a file'),

@@ -15,7 +15,6 @@ from torch import nn
 import miniconv.exercises as ex
 from miniconv.im2col import conv2d, im2col
 from miniconv.kernels import top_edge, left_edge
-from miniconv.layers import to_ours
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/'nbs'

@@ -7,11 +7,11 @@ formula and, at every step, the input cells the window covers and the output cel
 `F.unfold`. Settings PyTorch refuses must be refused on the page with `conv_out_size`'s reason. Other tests check
 the keyboard, a phone-sized touch screen, the words for screen readers, and that the page fetches nothing.
 The ipywidgets explorer is checked in Python, without a browser."""
-import itertools, json, tempfile
+import functools, itertools, json, tempfile
 from pathlib import Path
 
 import pytest
-from cdp import chromium, serve
+from cdp import serve
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
@@ -33,6 +33,7 @@ ODD = [(0, 5, 3, 1, 0, 1), (5, 0, 3, 1, 0, 1), (5, 5, 0, 1, 0, 1), (5, 5, -2, 1,
 KEYS = ('h', 'w', 'ks', 'stride', 'padding', 'dilation')
 
 
+@functools.lru_cache(maxsize=None, typed=True)  # the grid test asks up to four times per setting; callers only read it
 def expected(h, w, ks, s, p, d):
     "What the page must show, from the chapter's functions: the error, or the sizes, formulas and windows"
     try: oh, ow = conv_out_size(h, ks, s, p, d), conv_out_size(w, ks, s, p, d)  # rows first, as conv_steps asks
@@ -56,14 +57,6 @@ def pytorch_agrees(h, w, ks, s, p, d, exp):
         inside = sorted([(v - 1)//w + p, (v - 1) % w + p] for v in got if v)  # padded coordinates of the input cells seen
         assert inside == [[r, c] for r, c in t['taps'] if p <= r < p + h and p <= c < p + w]
         assert len(got) == len(t['taps'])  # and as many taps, the padding ones included
-
-
-# A minimal Chrome DevTools protocol client. test_browser.py has a fuller one, but importing it builds nothing and
-# still costs seconds (it imports the docs build), and this test has to stay fast.
-@pytest.fixture(scope='module')
-def browser():
-    "Headless Chromium with a fresh profile, and a CDP session on its page"
-    with chromium() as cdp: yield cdp
 
 
 @pytest.fixture(scope='module')

@@ -1,5 +1,4 @@
 "Property tests: `im2col`, `col2im`, `conv2d` and `conv_unfold` against `F.unfold`, `F.fold` and `F.conv2d` on random configurations"
-import warnings
 
 import pytest
 import torch
@@ -117,7 +116,7 @@ def test_patches_ceil_mode_is_max_pooling(ks, stride, dil, h, w, pad, seed):
 
 @pytest.mark.parametrize('conv', [conv2d, conv_unfold])
 @pytest.mark.parametrize('xs,ws', [((2, 0, 5, 6), (4, 0, 3, 3)), ((0, 3, 5, 6), (4, 3, 3, 3)), ((0, 5, 6), (4, 0, 3, 3)),
-                                   ((0, 4, 5, 6), (4, 2, 3, 3)), ((2, 0, 5, 6), (4, 0, 3, 3))])
+                                   ((0, 4, 5, 6), (4, 2, 3, 3))])
 def test_empty_inputs_give_what_pytorch_gives(conv, xs, ws):
     "0 input channels (PyTorch answers an empty [N, 0, oh, ow]) and batch 0: same shape, values and gradients as F.conv2d"
     groups = 2 if xs[-3] == 4 else 1

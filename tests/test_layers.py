@@ -3,12 +3,10 @@ initialisation, state_dict, outputs and gradients); `to_ours`/`to_torch` swap th
 drawing no random numbers; the receptive-field chapter reads converted models; `train_on` trains on either."""
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch import nn
 from torch.testing import assert_close
 
-import miniconv.cnn as cnn
 import miniconv.layers as L
 from miniconv.layers import Conv2d, MaxPool2d, AvgPool2d, to_ours, to_torch, train_on, step_times
 from miniconv.cnn import simple_cnn, better_cnn, ARCHS

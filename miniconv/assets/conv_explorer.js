@@ -9,9 +9,9 @@
  * functions, and them with PyTorch, so the copy cannot drift from the course.
  *
  * Markup: explorer_html() in miniconv.strides_padding writes <figure class="mc-explorer" data-h data-w data-ks
- * data-stride data-padding data-dilation data-step> with a <figcaption>, the CSS and this script; the script builds
- * the controls and the drawing inside every such figure. What a figure shows is also written on it, for tests and
- * for the curious: data-out-h, data-out-w, data-steps, data-step (0-based), data-error, data-error-axis,
+ * data-stride data-padding data-dilation data-step data-ranges> with a <figcaption>, the CSS and this script; the
+ * script builds the controls and the drawing inside every such figure. What a figure shows is also written on it,
+ * for tests and for the curious: data-out-h, data-out-w, data-steps, data-step (0-based), data-error, data-error-axis,
  * data-formula-rows, data-formula-cols on the figure; class "tap" with data-r, data-c (padded-input row and column)
  * on the covered cells; class "current" with data-i, data-j on the output cell the window fills.
  */
@@ -21,10 +21,11 @@
 
   var SVGNS = 'http://www.w3.org/2000/svg';
   var FORMULA = '⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1';  // FORMULA in miniconv.strides_padding
-  // The sliders: state key, label, range. Stride, padding and dilation reach one notch into what PyTorch refuses,
-  // so that a learner can see the refusal and its reason. data-ranges on the figure may replace the ranges.
-  var CONTROLS = [['h', 'Input height H', 1, 10], ['w', 'Input width W', 1, 10], ['ks', 'Kernel size k', 1, 7],
-                  ['stride', 'Stride s', 0, 4], ['padding', 'Padding p', -1, 3], ['dilation', 'Dilation d', 0, 4]];
+  // The sliders: state key and label. Their ranges come from the figure's data-ranges, which explorer_html() writes
+  // from EXPLORER_RANGES in miniconv.strides_padding (stride, padding and dilation reach one notch into what PyTorch
+  // refuses, so that a learner can see the refusal and its reason).
+  var CONTROLS = [['h', 'Input height H'], ['w', 'Input width W'], ['ks', 'Kernel size k'],
+                  ['stride', 'Stride s'], ['padding', 'Padding p'], ['dilation', 'Dilation d']];
   var nExplorers = 0;
 
   // ---- The arithmetic ------------------------------------------------------------------------------------------
@@ -79,7 +80,7 @@
     this.fig = fig; this.id = 'mc-explorer-' + (++nExplorers);
     fig.explorer = this;
     this.state = {h: +d.h, w: +d.w, ks: +d.ks, stride: +d.stride, padding: +d.padding, dilation: +d.dilation, step: +(d.step || 0)};
-    var ranges = d.ranges ? JSON.parse(d.ranges) : {};
+    var ranges = JSON.parse(d.ranges);  // {key: [min, max]} for every slider
     var cap = fig.querySelector('figcaption');
     function before(e) { fig.insertBefore(e, cap); return e; }
 
@@ -87,7 +88,7 @@
     var box = before(el('div', {'class': 'mc-controls', role: 'group', 'aria-label': 'Convolution settings'}));
     this.inputs = {}; this.outputs = {};
     CONTROLS.forEach(function (c) {
-      var key = c[0], id = self.id + '-' + key, rg = ranges[key] || [c[2], c[3]];
+      var key = c[0], id = self.id + '-' + key, rg = ranges[key];
       var row = el('div', {'class': 'mc-ctl'}, box);
       el('label', {'for': id}, row).textContent = c[1];
       var inp = el('input', {type: 'range', id: id, min: rg[0], max: rg[1], step: 1, 'data-key': key}, row);
