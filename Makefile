@@ -71,8 +71,10 @@ chromium:
 nbtest: install
 	MINICONV_OFFLINE=1 MPLBACKEND=Agg $(BIN)/nbdev_test --n_workers 2 --timing
 
+# Two workers (pytest-xdist), one test file per worker so a file's module fixtures (the site, Chromium) are made once:
+# most tests run one torch thread, so two files at a time use both cores.
 pytest: install
-	MINICONV_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q tests
+	MINICONV_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 lab: install
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $(ROOT_FLAG) --notebook-dir nbs
