@@ -11,7 +11,7 @@ import miniconv.data as d
 
 def write_pkl(fn, splits):
     "Write `splits` as a gzipped protocol-2 pickle; return its (md5, size)"
-    data = gzip.compress(pickle.dumps(splits, protocol=2))
+    data = gzip.compress(pickle.dumps(splits, protocol=2), mtime=0)
     Path(fn).write_bytes(data)
     return hashlib.md5(data).hexdigest(), len(data)
 
@@ -60,7 +60,7 @@ def real_splits(n_train=50_000):
 @pytest.fixture(scope='session')
 def real_pkl(tmp_path_factory):
     "A full-size mnist.pkl.gz in Python 2's format, zero-padded (as gzip allows) to the size of the file at MNIST_URL"
-    data = gzip.compress(py2_pickle(real_splits()), 1)
+    data = gzip.compress(py2_pickle(real_splits()), 1, mtime=0)
     assert len(data) < d.MNIST_SIZE
     fn = tmp_path_factory.mktemp('real')/'mnist.pkl.gz'
     fn.write_bytes(data + bytes(17_051_982 - len(data)))
@@ -76,7 +76,7 @@ def write_idx(folder, n=(30, 10), mutate=None):
         hdr = (0x803 if a.ndim == 3 else 0x801).to_bytes(4, 'big') + b''.join(x.to_bytes(4, 'big') for x in a.shape)
         body = a.tobytes()
         if mutate: hdr, body = mutate(f, hdr, body)
-        (folder/f'{f}.gz').write_bytes(gzip.compress(hdr + body, 1))
+        (folder/f'{f}.gz').write_bytes(gzip.compress(hdr + body, 1, mtime=0))
         res[f] = a
     return res
 
@@ -222,9 +222,9 @@ def test_download_lands_atomically(cache, monkeypatch, tmp_path, capsys):
 
 @pytest.mark.parametrize('payload,fail_after,err', [
     (b'<!DOCTYPE html><html>rate limited</html>', None, d.MnistFileError),
-    (gzip.compress(b'x'*5000), None, d.MnistFileError),
-    (gzip.compress(b'x'*5000), 20, ConnectionResetError),
-])
+    (gzip.compress(b'x'*5000, mtime=0), None, d.MnistFileError),
+    (gzip.compress(b'x'*5000, mtime=0), 20, ConnectionResetError),
+], ids=['html-page', 'gzip-of-junk', 'connection-reset'])
 def test_bad_download_leaves_nothing(cache, monkeypatch, payload, fail_after, err):
     monkeypatch.setattr(urllib.request, 'urlopen', fake_urlopen(payload, fail_after))
     with pytest.raises(err): d.download_mnist()
@@ -327,7 +327,7 @@ def test_real_size_file_loads_on_content_alone(cache, monkeypatch, real_pkl, cap
 
 def test_49999_rows_are_refused(tmp_path):
     fn = tmp_path/'mnist.pkl.gz'
-    fn.write_bytes(gzip.compress(py2_pickle(real_splits(49_999)), 1))
+    fn.write_bytes(gzip.compress(py2_pickle(real_splits(49_999)), 1, mtime=0))
     with pytest.raises(d.MnistFileError, match='train has 49,999 digits, expected 50,000') as e: d.load_mnist('full', path=fn)
     assert_refused(e, fn)
 
@@ -485,7 +485,7 @@ class FakeArray:
 def test_object_dtype_pickle_cannot_crash(tmp_path):
     "The pickle that segfaulted the old unpickler: run in a subprocess, so a regression can't take pytest down"
     fn = tmp_path/'mnist.pkl.gz'
-    fn.write_bytes(gzip.compress(pickle.dumps(((FakeArray(2), np.arange(2)),)*3, protocol=2)))
+    fn.write_bytes(gzip.compress(pickle.dumps(((FakeArray(2), np.arange(2)),)*3, protocol=2), mtime=0))
     code = textwrap.dedent(f"""
         import gzip, miniconv.data as d
         try: obj = d.safe_unpickle(gzip.decompress(open({str(fn)!r}, 'rb').read()))
@@ -551,7 +551,7 @@ def test_structured_and_void_dtypes_are_refused(arr):
 
 def test_truncated_pickle_in_valid_gzip(tmp_path):
     fn = tmp_path/'mnist.pkl.gz'
-    fn.write_bytes(gzip.compress(pickle.dumps(good_splits((20, 10, 10)), protocol=2)[:-1000]))
+    fn.write_bytes(gzip.compress(pickle.dumps(good_splits((20, 10, 10)), protocol=2)[:-1000], mtime=0))
     with pytest.raises(d.MnistFileError, match='not a complete, readable pickle') as e: d.read_mnist_pkl(fn, n=(20, 10, 10))
     assert_refused(e, fn)
 
@@ -569,7 +569,7 @@ def test_numeric_arrays_round_trip():
 
 def test_gzip_bomb_is_not_decompressed_in_full(tmp_path):
     "2 MB of gzip that would decompress to 2 GB: refused after at most MAX_RAW bytes"
-    one = gzip.compress(bytes(1 << 20), 9)
+    one = gzip.compress(bytes(1 << 20), 9, mtime=0)
     fn = tmp_path/'mnist.pkl.gz'
     fn.write_bytes(one*(2_000_000//len(one)))
     assert fn.stat().st_size < 2_100_000
@@ -629,7 +629,9 @@ def test_stale_part_files_are_removed_on_next_run(cache, capsys):
     assert cache_files(cache) == [live.name]
 
 
-@pytest.mark.parametrize('payload', [b'<html>not found</html>', gzip.compress(b'x'*5000), gzip.compress(pickle.dumps((1, 2, 3), protocol=2))])
+@pytest.mark.parametrize('payload', [b'<html>not found</html>', gzip.compress(b'x'*5000, mtime=0),
+                                     gzip.compress(pickle.dumps((1, 2, 3), protocol=2), mtime=0)],
+                         ids=['html-page', 'gzip-of-junk', 'gzip-of-a-tuple'])
 def test_download_errors_never_say_delete(cache, monkeypatch, payload):
     "A refused download is discarded: its error names the URL, not the .part file, and asks no one to delete it"
     monkeypatch.setattr(urllib.request, 'urlopen', fake_urlopen(payload))

@@ -70,8 +70,8 @@ def site():
 def test_notebooks_found():
     assert 'index.ipynb' in notebooks() and len(notebooks()) >= 2, notebooks()
     assert solutions(), f"no notebooks in nbs/{SOLUTIONS}/"
-    assert page_of(f'{SOLUTIONS}/04_kernels.ipynb') == f'{SOLUTIONS}/kernels.html'
-    assert build_docs.page_name(Path(f'{SOLUTIONS}/04_kernels.ipynb')).as_posix() == f'{SOLUTIONS}/kernels.html'  # as nbdev names it
+    assert page_of(f'{SOLUTIONS}/05_kernels_solutions.ipynb') == f'{SOLUTIONS}/kernels_solutions.html'
+    assert build_docs.page_name(Path(f'{SOLUTIONS}/05_kernels_solutions.ipynb')).as_posix() == f'{SOLUTIONS}/kernels_solutions.html'  # as nbdev names it
 
 @pytest.mark.parametrize('nb', notebooks())
 def test_page_per_notebook(site, nb):
@@ -116,7 +116,7 @@ def test_solutions_section(site):
 def test_solutions_titled(site):
     "Each solutions notebook answers a chapter that exists, and its title says which"
     for nb in solutions():
-        chapter = Path(nb).name
+        chapter = Path(nb).name.replace('_solutions', '')
         assert (NBS/chapter).exists(), f"{nb} has no chapter nbs/{chapter}"
         assert nb_title(nb).startswith('Solutions: '), nb_title(nb)
 

@@ -18,7 +18,7 @@ from miniconv.kernels import top_edge, left_edge
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/'nbs'
-CHAPTERS = ['04_kernels', '05_strides_padding', '06_im2col', '07_cnn', '08_receptive_field', '10_color', '11_pooling', '12_transposed', '13_layers']
+CHAPTERS = ['05_kernels', '06_strides_padding', '07_im2col', '08_cnn', '09_receptive_field', '11_color', '12_pooling', '13_transposed', '14_layers']
 
 def run(checker, answer):
     "(returned value, printed text) of `checker(answer)`; an exception fails the test"
@@ -360,10 +360,10 @@ def test_stretch_ideas():
 @pytest.mark.parametrize('chapter', CHAPTERS)
 def test_solutions_answer_every_exercise(chapter):
     "The chapter links its solutions page; that notebook has a section per exercise and asserts every checker the exercises name"
-    sol = f'solutions/{chapter}.ipynb'
+    sol = f'solutions/{chapter}_solutions.ipynb'
     assert (NBS/sol).exists(), sol
     exercises = ending(chapter)[1]
-    page = re.sub(r'^\d+_', '', chapter) + '.html'
+    page = re.sub(r'^\d+_', '', chapter) + '_solutions.html'
     assert f'](solutions/{page})' in exercises, f"{chapter} does not link solutions/{page}"
     n = len(re.findall(r'(?m)^\d+\. ', exercises))
     text = '\n'.join(md_cells(sol))
