@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install docs readme preview test sync clean-check readme-check chromium nbtest pytest lab serve clean
+.PHONY: install docs readme preview test check sync clean-check readme-check collect-check chromium nbtest pytest lab serve clean
 
 # A TORCH_INDEX given once .venv is set up can't swap the torch it has: say so rather than ignore it.
 install: $(STAMP)
@@ -42,8 +42,13 @@ readme: install
 # Build the site, then serve it (what nbdev_preview does with Quarto, without its live reload).
 preview: docs serve
 
-# The checks, in order: library in sync, notebooks clean, README current, notebooks run, pytest (with the browser).
-test: install sync clean-check readme-check chromium nbtest pytest
+# The checks, in order: library in sync, notebooks clean, README current, test IDs stable, notebooks run, pytest (with the browser).
+test: install sync clean-check readme-check collect-check chromium nbtest pytest
+
+# The fast tier, for every edit (under a minute): library in sync, notebooks clean, README current, and the tests not
+# marked slow. `make test` runs everything before a change is sent.
+check: install sync clean-check readme-check
+	MINICONV_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow" tests
 
 sync: install
 	$(BIN)/nbdev_export
@@ -62,6 +67,17 @@ readme-check: install
 	@tmp=$$(mktemp --suffix .md); trap 'rm -f "$$tmp"' EXIT; \
 	$(BIN)/python tools/build_docs.py --readme_only --readme_out "$$tmp" >/dev/null || exit 1; \
 	if ! diff -u README.md "$$tmp"; then echo "README.md is stale: run make docs and commit README.md"; exit 1; fi
+
+# pytest-xdist stops the whole run when its two workers collect different test IDs (a time, random bytes or an address
+# in a parametrize value). Collect twice, over a second apart and with different hash seeds, and compare.
+collect-check: install
+	@a=$$(mktemp); b=$$(mktemp); trap 'rm -f "$$a" "$$b"' EXIT; \
+	co() { MINICONV_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=$$1 $(BIN)/python -m pytest --co -q -p no:cacheprovider tests > "$$2" 2>&1 \
+	       || { tail -20 "$$2"; echo "collection failed (PYTHONHASHSEED=$$1)"; return 1; }; }; \
+	co 1 "$$a" & p=$$!; sleep 1.5; co 2 "$$b" || exit 1; wait $$p || exit 1; \
+	if ! diff <(grep '::' "$$a") <(grep '::' "$$b") > /dev/null; then diff <(grep '::' "$$a") <(grep '::' "$$b") | head -10; \
+	  echo "test IDs differ between two collections: give such parametrize values readable ids="; exit 1; fi; \
+	echo "collect-check: $$(grep -c '::' "$$a") test IDs, the same in two collections"
 
 # The browser test needs Debian's chromium.
 chromium:

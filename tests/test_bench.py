@@ -21,6 +21,7 @@ def run_here(monkeypatch, capsys, *args):
     out, err = capsys.readouterr()
     return code, out, err
 
+@pytest.mark.slow
 def test_json_output_parses():
     r = run('--json', '--quick', '--threads', '1')
     assert r.returncode == 0, r.stderr
@@ -48,6 +49,7 @@ def test_json_output_parses():
         assert list(op) == ['forward', 'fwd+bwd']
         for p in op.values(): assert p['ratio'] == pytest.approx(p['ours_ms']/p['torch_ms'])
 
+@pytest.mark.slow
 def test_bad_flag_exits_2_without_traceback():
     r = run('--repeats', '2', '--bogus')
     assert r.returncode == 2, (r.returncode, r.stderr)
@@ -78,6 +80,7 @@ def test_bad_values_exit_2(monkeypatch, capsys, args, msg):
 # Issue 16 §5: bounds checked before any timing; --threads 100000 segfaulted
 import os
 
+@pytest.mark.slow
 def test_huge_thread_count_exits_2_in_a_fresh_process():
     "In a subprocess, so that a regression (a segfault) can't take pytest down"
     r = run('--threads', '100000', '--quick')

@@ -12,6 +12,8 @@ import pytest
 from cdp import serve
 from test_docs import ROOT, built_site, nb_title, notebooks, page_of, solutions
 
+pytestmark = pytest.mark.slow  # the site build and Chromium: `make test` runs it, `make check` does not
+
 SHOTS = ROOT/'screenshots'
 SEARCH_TERM = 'conv2d'
 

@@ -59,6 +59,7 @@ from miniconv.cnn import better_cnn
 
 def _leftovers(folder): return [p.name for p in Path(folder).iterdir() if p.name.endswith('.part')]
 
+@pytest.mark.slow
 def test_failed_save_under_a_file_size_limit_keeps_the_old_checkpoint(tmp_path):
     "A real failed write: a process whose file-size limit (RLIMIT_FSIZE) is far below a checkpoint's size"
     ck = tmp_path/'good.pt'

@@ -40,6 +40,7 @@ BAD = [
     (['--conv', 'ours', '--epochs', '0'], ['--epochs', 'positive']),
 ]
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args, words', [BAD[0], BAD[3]])
 def test_bad_flags_exit_2_with_usage(args, words):
     "End to end, in a fresh process: usage on stderr, exit code 2, no traceback, no work done"
@@ -89,6 +90,7 @@ def _check_checkpoint(ck, arch, seed, conv='torch'):
     with torch.no_grad(): acc = (model(xv.view(-1, 1, 28, 28)).argmax(1) == yv).float().mean().item()
     assert abs(acc - saved['meta']['accuracy']) < 1e-6
 
+@pytest.mark.slow
 def test_tiny_run_writes_a_checkpoint_load_model_reads(tmp_path):
     "A real 1-epoch run of the command, in a fresh process, on 300 digits"
     ck = tmp_path/'better.pt'
@@ -159,6 +161,7 @@ def test_cli_bad_flags(tmp_path, monkeypatch, capsys, flags, msg):
     assert e.value.code == 2 and 'usage: miniconv_sheet' in err and msg in err, err
     assert list(tmp_path.iterdir()) == []
 
+@pytest.mark.slow
 def test_cli_bad_flag_no_traceback(tmp_path):
     "A real process, started the way a console-script wrapper starts it: exit 2, usage, no traceback, no file"
     # `python -c` would not do: fastcore's call_parse only parses sys.argv when called from a module file
@@ -197,6 +200,7 @@ def test_save_to_an_unwritable_folder(tmp_path, monkeypatch, capsys):
 # Issue 14: output to a pipe has no progress-bar frames; a closed pipe is not a traceback
 QUICK = ['--arch', 'simple', '--source', 'subset', '--epochs', '4', '--n_train', '500', '--seed', '0']
 
+@pytest.mark.slow
 def test_piped_output_has_no_bar_frames():
     r = run(*QUICK, timeout=240)
     assert r.returncode == 0, r.stderr
@@ -205,6 +209,7 @@ def test_piped_output_has_no_bar_frames():
     assert lines[1].split() == ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time'], lines
     assert [l.split()[0] for l in lines[2:4]] == ['0', '1'] and 'validation accuracy' in lines[-1], lines
 
+@pytest.mark.slow
 def test_closed_pipe_is_not_a_traceback():
     "As `miniconv_train ... | head -1`: the reader takes one line and goes away; the command stops quietly"
     p = subprocess.Popen([*CMD, *QUICK], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)

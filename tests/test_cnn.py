@@ -67,6 +67,7 @@ def subset():
     from miniconv.data import load_mnist
     return load_mnist('subset', verbose=False)
 
+@pytest.mark.slow
 def test_seed_spread_of_the_recipe(one_thread, subset):
     """Issue 12 items 1 and 2, pinned: over seeds 0-2, the lesson's recipe on the 4,000-digit subset is still on the ln 10
     plateau after 3 epochs (48 steps) for every seed, and with 8x the steps (batches of 32) every seed passes 90%."""

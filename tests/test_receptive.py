@@ -295,6 +295,7 @@ def test_explorer_errors():
 PROBE = ("import torch\nfrom miniconv.cnn import simple_cnn\nfrom miniconv.receptive_field import rf_explorer\n"
          "print(type(rf_explorer(simple_cnn(), torch.zeros(28, 28))).__name__)")
 
+@pytest.mark.slow
 def test_explorer_detects_a_person_in_a_real_kernel():
     "In a real ipykernel: a request with allow_stdin set (as JupyterLab sends) gets the widget, one without it the figure"
     from jupyter_client.manager import start_new_kernel
@@ -310,6 +311,7 @@ def test_explorer_detects_a_person_in_a_real_kernel():
         kc.stop_channels(); km.shutdown_kernel(now=True)
     assert got == {True: 'VBox', False: 'Figure'}, got
 
+@pytest.mark.slow
 def test_explorer_is_static_under_nbclient(tmp_path):
     "nbclient (what nbconvert --execute and our notebook runs use) gets the static figure, with its alt text, and no widget state"
     import nbformat

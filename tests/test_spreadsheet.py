@@ -178,6 +178,7 @@ try: conv_spreadsheet(torch.rand(28, 28), torch.ones(3, 3), torch.ones(3, 3), sy
 except OSError as e: print('OSError', e.errno)
 """
 
+@pytest.mark.slow
 def test_file_size_limit_keeps_the_old_workbook(good_workbook):
     "The issue's case, in a subprocess: under a 4 KiB file-size limit the save fails, and the good workbook survives whole"
     fn, data = good_workbook
