@@ -26,8 +26,8 @@ from .plotting import set_alt, retina_png, live_frontend
 
 # %% auto #0
 __all__ = ['COLUMN_PX', 'LABEL_PX', 'CELL_PX', 'FORMULA', 'EXPLORER_RANGES', 'conv_out_size', 'window_starts', 'conv_steps',
-           'slide_conv2d', 'draw_conv_step', 'drawn_output', 'text_px', 'conv_alt', 'show_conv', 'same_padding',
-           'conv_gif', 'gif_html', 'conv_formula', 'conv_explorer', 'explorer_html', 'pool_out_size',
+           'slide_conv2d', 'draw_conv_step', 'drawn_output', 'text_px', 'conv_alt', 'show_conv', 'same_pads',
+           'same_padding', 'conv_gif', 'gif_html', 'conv_formula', 'conv_explorer', 'explorer_html', 'pool_out_size',
            'conv_transpose_out_size']
 
 # %% ../nbs/06_strides_padding.ipynb #02b0e2a0
@@ -253,14 +253,21 @@ def show_conv(x:torch.Tensor,  # 2-D input
     return set_alt(fig, conv_alt(x, w, stride, padding, dilation, at=idx))
 
 # %% ../nbs/06_strides_padding.ipynb #56b772fc
+def same_pads(ks:int,         # Kernel size
+              dilation:int=1, # Spacing between the kernel's taps
+             )->tuple:
+    "Zeros `(before, after)` that keep the size at stride 1; an odd total puts the extra zero after, as PyTorch's `padding='same'` does"
+    tot = dilation*(ks-1)
+    return tot//2, tot - tot//2
+
 def same_padding(ks:int,       # Kernel size
                  dilation:int=1, # Spacing between the kernel's taps
                 )->int:
     "Padding on each side that keeps the size at stride 1: `ks//2` for an odd `ks`"
     ks, dilation = as_int(ks, 'ks', 1), as_int(dilation, 'dilation', 1)
-    span = dilation*(ks-1) + 1
-    if span % 2 == 0: raise ValueError(f"no equal padding on both sides keeps the size for an even effective kernel size {span} (ks={ks}, dilation={dilation})")
-    return (span-1)//2
+    before, after = same_pads(ks, dilation)
+    if before != after: raise ValueError(f"no equal padding on both sides keeps the size for an even effective kernel size {dilation*(ks-1) + 1} (ks={ks}, dilation={dilation})")
+    return before
 
 # %% ../nbs/06_strides_padding.ipynb #ac16d338
 def conv_gif(x:torch.Tensor,  # 2-D input
