@@ -309,3 +309,62 @@ def test_site_ships_its_assets(site):
     assert (site/'fonts'/'DejaVuMathTeXGyre-LICENSE.txt').exists()
     assert (site/'favicon.svg').read_text().startswith('<svg')
     assert 'fonts/' + build_docs.MATH_FONT in (site/'styles.css').read_text(encoding='utf-8')
+
+def test_signatures_from_fastcore():
+    "API blocks are fastcore's `sig2str` layout (`DocmentText`) with a few fixes, not a copy of its formatting code"
+    from fastcore.docments import DocmentText
+    assert issubclass(build_docs.ApiSig, DocmentText)
+    assert not hasattr(build_docs, '_fmt_sig') and not hasattr(build_docs, '_fmt_default')
+    assert build_docs.api_signature(_f_none).startswith('def _f_none(\n    x, ax=None')
+    def _f_empty(): pass
+    assert build_docs.api_signature(_f_empty) == 'def _f_empty():'
+
+def _f_long(epochs:int, # Passes over the data
+            sep:str=' # ', # A separator with a hash in it, and a comment long enough to wrap on any phone and on most desktops too
+           ): pass
+
+def test_sig_html():
+    "An API block is HTML with a line per parameter and its comment in a column of its own; its text is the signature, from the first line"
+    sig = build_docs.api_signature(_f_long)
+    h = build_docs.sig_html(sig)
+    body = re.search(r'<code class="sourceCode python">(.*)</code>', h, re.S).group(1)
+    assert body.startswith('<span class="mc-sig-line">'), body[:80]  # no empty first line
+    assert html.unescape(re.sub(r'<[^>]+>', '', body)).rstrip('\n') == sig
+    lines = re.findall(r'<span class="mc-sig-line"[^>]*>(.*?)\n</span>', body, re.S)
+    assert len(lines) == len(sig.splitlines()) == 4, lines
+    assert '<span class="co"># A separator with a hash' in lines[2] and "&#x27; # &#x27;" in lines[2], lines[2]  # the string's # is code
+    assert '<span class="kw">def</span> <span class="fu">_f_long</span>' in lines[0]
+    assert re.search(r'style="--ind: 4ch"><span class="mc-sig-code"><span class="mc-ind">    </span>epochs', body), body  # the indent, kept apart
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_api_blocks_start_with_code(site, nb):
+    "On the pages, every API block starts with its `def` or `class` line: no empty line before it"
+    h = (site/page_of(nb)).read_text(encoding='utf-8')
+    bad = [m.group(1)[:60] for m in re.finditer(r'<div class="sourceCode mc-sig"><pre[^>]*><code[^>]*>(.*?)</code>', h, re.S)
+           if not re.match(r'<span class="mc-sig-line"><span class="mc-sig-code"><span class="kw">(async|def|class)', m.group(1))]
+    assert not bad, bad
+
+def test_primes_upright():
+    "A prime (o') is drawn beside its letter at full size, not as a superscript that shrinks it to a faint tick"
+    from latex2mathml.converter import convert
+    for tex in ("o' = s(i' - 1) + k", r"x_i' + f''"):
+        ml = build_docs.upright_primes(convert(tex))
+        assert not re.search(r'<msup>|<msubsup>', ml), ml
+        assert ml.count('<mo lspace="0" rspace="0">&#x0203') == 2, ml
+
+def test_site_primes(site):
+    "No formula on the site keeps a prime as a superscript"
+    bad = [(p.name, m.group()[:80]) for p in site.rglob('*.html')
+           for m in re.finditer(r'<msup>(?:(?!</msup>).)*&#x0203[234];(?:(?!</msup>).)*</msup>', p.read_text(encoding='utf-8'), re.S)]
+    assert not bad, bad
+
+def test_tables_wrapped(site):
+    "Every table of the site sits in a div.mc-table, which scrolls when the table is wider than the column"
+    n = 0
+    for p in site.rglob('*.html'):
+        h = p.read_text(encoding='utf-8')
+        n += h.count('<table')
+        assert h.count('<table') == h.count('<div class="mc-table"><table'), p.name
+    assert n, "the site has no table"
+    css = (site/'styles.css').read_text(encoding='utf-8')
+    assert 'overflow-wrap: anywhere' not in css and '.mc-table' in css
