@@ -239,8 +239,8 @@ def field_picker(model:nn.Module|None=None,  # A sequential CNN; default: `simpl
     cap = ("<b>Receptive-field picker.</b> The input and the output grids of the five convolutions of <code>simple_cnn</code>. "
            "Click or tap a unit, or Tab to a layer and move with the arrow keys: the orange frames show the block of the input "
            "that the unit reads, clipped to the image, and the block it reads in each layer before it (its cells in light blue); "
-           "the line above says the same in numbers. They are <code>unit_fields</code>' answers, computed for every unit by the "
-           "chapter's code.")
+           "the line above says the same in numbers. They are the answers of <code>unit_fields</code>, computed for every "
+           "unit by the chapter's code.")
     return page_widget('field_picker', dict(grids=grids, img=image_b64(img), fields=_picker_fields(model, grids), start=list(start)),
                        cap, noscript="The picker needs JavaScript; the explorer above shows the fields of one unit.")
 
