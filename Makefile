@@ -1,4 +1,4 @@
-# miniconv: two commands on a fresh machine (Python 3.10 to 3.13, make, git):
+# miniconv: two commands on a fresh machine (Python 3.11 to 3.13, make, git):
 #   make docs   set up, export, build the site into _docs/
 #   make test   set up, then every check
 # On a fresh clone, `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu` (or `make test TORCH_INDEX=...`)
