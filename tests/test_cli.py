@@ -71,7 +71,7 @@ def test_full_source_offline_is_a_clear_error(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e: tr.miniconv_train()
     assert e.value.code == 1
     err = capsys.readouterr().err
-    assert 'miniconv_train: error:' in err and 'mnist.pkl.gz' in err and 'MINICONV_OFFLINE' in err, err
+    assert 'miniconv_train: error:' in err and '/no/such/dir' in err and 'MINICONV_OFFLINE' in err, err
 
 def _check_checkpoint(ck, arch, seed, conv='torch'):
     model = load_model(ck)
