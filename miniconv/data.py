@@ -12,8 +12,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .checks import add_param_docs
-
 # %% auto #0
 __all__ = ['SUBSET_SHA256', 'MNIST_URL', 'MNIST_FNAME', 'MNIST_SIZE', 'MNIST_N', 'IDX_FILES', 'IDX_N', 'MAX_GZ', 'MAX_RAW',
            'IDX_GZ_SIZES', 'subset_path', 'mnist_subset', 'cache_dir', 'mnist_candidates', 'MnistFileError',
@@ -527,6 +525,3 @@ def load_mnist(source='auto',            # 'auto', 'full' or 'subset'
     res = MNIST(*mnist_subset(), source='subset')
     if verbose and source == 'auto': print(f"miniconv: using the 5,000-digit subset ({why}).\n{_HOWTO}")
     return res
-
-# %% ../nbs/01_data.ipynb #f6e6ddb4
-add_param_docs(__name__)
