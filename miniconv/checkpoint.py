@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_checkpoint.ipynb #af89eccb
 from __future__ import annotations
-import hashlib, numbers
+import hashlib, numbers, os
 from pathlib import Path
 
 import torch
@@ -117,7 +117,8 @@ def load_model(path,        # A file written by `save_model` or `miniconv_train 
               ) -> nn.Module:
     "Rebuild the model saved at `path`, in eval mode, reading it with `torch.load(weights_only=True)` and checking its digest"
     path, dev = Path(path).expanduser(), _device(device)
-    if not path.is_file(): raise FileNotFoundError(f"{path}: no such checkpoint file. Make one with `miniconv_train --save {path}`.")
+    if not os.path.isfile(path):  # False, not an OSError, for a name too long to exist
+        raise FileNotFoundError(f"{path}: no such checkpoint file. Make one with `miniconv_train --save {path}`.")
     ck = _read(path)
     why = _misfit(ck['state_dict'], ck['arch'])
     if why: raise CheckpointError(f"{path}: its weights don't fit the {ck['arch']!r} model: {why}")

@@ -140,6 +140,7 @@ def op_speeds(bs:int=64,        # Batch of feature maps
               clock:str='wall', # 'wall' or 'cpu'
              ) -> dict:
     "`{op: {pass: {'ours_ms', 'torch_ms', 'ratio'}}}`: our max pooling, depthwise and transposed convolutions against PyTorch's"
+    bs, repeats, threads, clock = as_int(bs, 'bs', 1), as_int(repeats, 'repeats', 1), as_int(threads, 'threads', 0), _pick(clock, 'clock', Clock)
     res = {}
     with num_threads(threads or None):
         for name, ((ours, theirs), args, kw) in _op_cases(bs).items():

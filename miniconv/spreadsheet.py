@@ -188,10 +188,11 @@ def precedents(ws,    # An `openpyxl` worksheet
 
 def trace_precedents(ws,      # An `openpyxl` worksheet
                      coord,   # The cell to start from
-                     depth=2, # How many times to "click" Trace Precedents
+                     depth:int=2, # How many times to "click" Trace Precedents
                     ) -> list:
     "The sets of cells that each of `depth` rounds of Trace Precedents from `coord` reaches"
     levels, cur = [], {coord}
+    depth = as_int(depth, 'depth', 0)
     for _ in range(depth):
         cur = set().union(*(precedents(ws, c) for c in cur))
         levels.append(cur)

@@ -136,3 +136,12 @@ def test_json_keys_stay_plain(monkeypatch, capsys):
     assert code == 0 and res['headline'] == {'case': 'simple_cnn, bs=64', 'pass': 'train', 'ratio': 1.25, 'threads': 1}, res['headline']
     assert set(res['rows'][0]) == {'case', 'pass', 'loop', 'unfold', 'conv2d', 'F.conv2d', 'loop / F.conv2d', 'unfold / F.conv2d', 'conv2d / F.conv2d'}
     assert res['rows'][1]['loop'] is None and res['train_step']['simple'] == {'ours_ms': 12.0, 'torch_ms': 10.0, 'ratio': pytest.approx(1.2)}
+
+@pytest.mark.parametrize('kw, msg', [(dict(bs=0), 'bs must be a positive integer, got bs=0'), (dict(repeats=2.5), 'repeats must be an integer'),
+                                     (dict(threads=-1), 'threads must be a non-negative integer'), (dict(clock='sundial'), "clock must be one of ['wall', 'cpu']")],
+                         ids=['bs', 'repeats', 'threads', 'clock'])
+def test_op_speeds_checks_its_arguments(kw, msg):
+    "Called from Python, op_speeds checks what it is given before it times anything"
+    from miniconv.cli import op_speeds
+    with pytest.raises(ValueError) as e: op_speeds(**kw)
+    assert msg in str(e.value), e.value

@@ -22,6 +22,7 @@ def raw(path, **fields):
 
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match='no such checkpoint'): load_model(tmp_path/'missing.pt')
+    with pytest.raises(FileNotFoundError, match='no such checkpoint'): load_model(tmp_path/('a'*300 + '.pt'))  # too long a name to exist
 
 def test_corrupt_checkpoints(tmp_path):
     good = tmp_path/'good.pt'

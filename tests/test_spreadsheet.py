@@ -247,3 +247,9 @@ def test_a_named_pipe_at_the_target_is_left_alone(tmp_path, digit):
     os.mkfifo(tmp_path/'pipe.xlsx')
     with pytest.raises(ValueError, match=r"is a named pipe \(FIFO\), not a regular file"): conv_spreadsheet(digit, torch.ones(3, 3), torch.ones(3, 3), tmp_path/'pipe.xlsx')
     assert (tmp_path/'pipe.xlsx').is_fifo()
+
+def test_trace_precedents_checks_its_depth(tmp_path, digit):
+    from miniconv.spreadsheet import trace_precedents
+    ws = load_workbook(conv_spreadsheet(digit, torch.ones(3, 3), torch.ones(3, 3), tmp_path/'t.xlsx'))['conv']
+    with pytest.raises(ValueError, match='depth must be a non-negative integer, got depth=-1'): trace_precedents(ws, 'A1', depth=-1)
+    assert trace_precedents(ws, 'A1', depth=0) == []
