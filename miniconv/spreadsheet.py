@@ -46,7 +46,7 @@ def _layer_sizes(hw, kernels, s, p):
 
 # %% ../nbs/10_spreadsheet.ipynb #c99d8f1d
 _SHEET = 'conv'
-_GREY, _PAD, _PLAIN = Font(size=8, color='808080'), PatternFill('solid', fgColor='E7E6E6'), PatternFill()
+_GREY, _PAD = Font(size=8, color='808080'), PatternFill('solid', fgColor='E7E6E6')
 _NUM, _MID = Font(size=8), Alignment(horizontal='center', vertical='center')
 
 def _ref(r0, c0, nr, nc, absolute=False):
@@ -60,7 +60,8 @@ def _cells(ws, r0, c0, vals, pad=False, fmt='0.00;-0.00;0'):
     for i, row in enumerate(vals):
         for j, v in enumerate(row):
             c = ws.cell(r0+i, c0+j, v)
-            (c.font, c.fill), c.alignment, c.number_format = ((_GREY, _PAD) if pad else (_NUM, _PLAIN)), _MID, fmt
+            c.font, c.alignment, c.number_format = (_GREY if pad else _NUM), _MID, fmt
+            if pad: c.fill = _PAD
 
 def _index(ws, r, c, n, vertical=False):
     "Grey tensor indices 0..n-1 from row `r`, column `c`, along a row or down a column"
