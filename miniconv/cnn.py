@@ -17,7 +17,7 @@ from fastprogress.fastprogress import master_bar, progress_bar
 from torch import nn, optim
 from torch.utils.data import DataLoader, default_collate
 
-from .checks import add_param_docs, as_float, as_int
+from .checks import as_float, as_int
 from .data import load_mnist
 from .plotting import set_alt, subplots
 from .strides_padding import conv_out_size
@@ -277,6 +277,3 @@ def train(arch:str='better',      # 'simple' (the lesson's recipe) or 'better'
         hist = fit(epochs, model, partial(F.cross_entropy, label_smoothing=0.1), opt, train_dl, valid_dl, sched=sched, tfm=augment, progress=progress)
     if plot: plot_history(hist)
     return model.eval(), hist
-
-# %% ../nbs/08_cnn.ipynb #433b7341
-add_param_docs(__name__)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torchvision.io import read_image, ImageReadMode
 from torchvision.transforms.v2.functional import resize
 
-from .checks import check_conv, add_param_docs
+from .checks import check_conv
 from .plotting import show_image, subplots, set_alt
 from .kernels import corr2d, corr2d_planes
 from .strides_padding import conv_out_size
@@ -117,6 +117,3 @@ def conv_nparams(ni:int,          # Input channels (ch_in)
     for n, v in (('ni', ni), ('nf', nf), ('ks', ks)):
         if not isinstance(v, int) or v < 1: raise ValueError(f"conv_nparams wants a positive int {n}, got {n}={v!r}")
     return nf*ni*ks*ks + (nf if bias else 0)
-
-# %% ../nbs/11_color.ipynb #12656469
-add_param_docs(__name__)

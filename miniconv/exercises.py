@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import add_param_docs
 from .timing import num_threads
 from .kernels import corr2d
 from .strides_padding import conv_out_size, pool_out_size, conv_transpose_out_size
@@ -726,6 +725,3 @@ def check_conv1d_layer(cls, # Your layer class, made as `nn.Conv1d` is: `cls(ni,
             if a is None: raise _Wrong(f"your layer's output does not depend on {n} (for {where})")
             _same(a, b, f"the gradient for {n}, for {where},")
     return f"right on {len(_C1D)} layers: strides, dilation, groups, padding='same' with an odd and an even kernel, reflect and circular padding, no bias"
-
-# %% ../nbs/18_exercises.ipynb #47cab6b1
-add_param_docs(__name__)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .checks import as_int, as_pair, check_conv, check_tensor, shape_str, add_param_docs
+from .checks import as_int, as_pair, check_conv, check_tensor, shape_str
 from .kernels import conv_loop, left_edge
 from .strides_padding import conv_out_size
 from .timing import time_interleaved, num_threads, CLOCKS
@@ -353,6 +353,3 @@ def speed_table(specs:list,      # Convolution layers, as `conv_specs` gives the
     df = df*1000
     for m in ('loop', 'unfold', 'conv2d'): df[f'{m} / F.conv2d'] = df[m]/df['F.conv2d']
     return df
-
-# %% ../nbs/07_im2col.ipynb #2bc6adcb
-add_param_docs(__name__)

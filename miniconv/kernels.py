@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import tensor
 
-from .checks import as_int, check_fits, add_param_docs
+from .checks import as_int, check_fits
 
 # %% auto #0
 __all__ = ['top_edge', 'left_edge', 'diag1_edge', 'diag2_edge', 'GREEK', 'apply_kernel', 'conv_loop', 'corr2d_planes', 'corr2d',
@@ -193,6 +193,3 @@ def convolve(img:torch.Tensor,    # 2-D image, shape (h, w)
     "True convolution (the kernel flipped on both axes) at every position where `kernel` fits in `img`: shape (h-kh+1, w-kw+1)"
     check_fits(img, kernel)
     return corr2d_planes(img, kernel.flip(0, 1))
-
-# %% ../nbs/05_kernels.ipynb #3ebb3465
-add_param_docs(__name__)

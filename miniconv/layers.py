@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn, optim
 from torch.nn.utils import skip_init
 
-from .checks import as_int, as_pair, add_param_docs
+from .checks import as_int, as_pair
 from .im2col import conv2d
 from .pooling import max_pool2d, avg_pool2d
 from .cnn import ARCHS, train
@@ -141,6 +141,3 @@ def step_times(arch:str='simple', # A key of `ARCHS`: 'simple' or 'better'
         return f
     with num_threads(threads or None):
         return time_interleaved({'torch': step(copy.deepcopy(model)), 'ours': step(to_ours(model))}, repeats, clock=clock)
-
-# %% ../nbs/14_layers.ipynb #eea03689
-add_param_docs(__name__)

@@ -14,7 +14,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .checks import as_int, check_2d, add_param_docs
+from .checks import as_int, check_2d
 
 # %% auto #0
 __all__ = ['set_alt', 'alt_text', 'retina_png', 'show_image', 'subplots', 'get_grid', 'show_images', 'show_kernel',
@@ -181,6 +181,3 @@ def live_frontend() -> bool:
     except ImportError: return False
     k = getattr(get_ipython(), 'kernel', None)  # plain Python and nbdev_test (execnb) have no kernel
     return k is not None and bool(k.get_parent().get('content', {}).get('allow_stdin'))
-
-# %% ../nbs/02_plotting.ipynb #b3d8bed4
-add_param_docs(__name__)

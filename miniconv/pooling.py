@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .checks import as_pair, check_tensor, add_param_docs
+from .checks import as_pair, check_tensor
 from .strides_padding import conv_out_size, pool_out_size
 from .im2col import patches, col2im, conv2d
 
@@ -127,6 +127,3 @@ def conv_costs(specs:list, # Convolution layers, as `conv_specs` gives them
         rows.append({'layer': f"{s['ni']}->{s['nf']}, {s['ks']}x{s['ks']}, groups={s['groups']}, {s['n']}x{s['n']}",
                      'params': s['nf']*taps + s['nf']*s['bias'], 'mult-adds': s['nf']*taps*o*o})
     return pd.DataFrame(rows).set_index('layer')
-
-# %% ../nbs/12_pooling.ipynb #04925460
-add_param_docs(__name__)

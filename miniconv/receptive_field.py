@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
-from .checks import check_2d, add_param_docs
+from .checks import check_2d
 from .cnn import simple_cnn
 from .data import load_mnist
 from .plotting import show_image, set_alt, live_frontend
@@ -206,6 +206,3 @@ def rf_explorer(model:nn.Module|None=None,  # A sequential CNN; default: an untr
     s_k.observe(new_layer, 'value'); s_i.observe(draw, 'value'); s_j.observe(draw, 'value')
     draw()
     return W.VBox([W.HBox([s_k, s_i, s_j]), note, out])
-
-# %% ../nbs/09_receptive_field.ipynb #4f234fb2
-add_param_docs(__name__)

@@ -21,7 +21,7 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 from matplotlib.path import Path as MPath
 from matplotlib.text import Text
 
-from .checks import as_int, as_pair, add_param_docs
+from .checks import as_int, as_pair
 from .plotting import set_alt, retina_png, live_frontend
 
 # %% auto #0
@@ -474,6 +474,3 @@ def conv_transpose_out_size(n:int,             # Length of the input along this 
     o = (n-1)*stride - 2*padding + dilation*(ks-1) + output_padding + 1
     if o < 1: raise ValueError(f"output size {o} is below 1 for n={n}, ks={ks}, stride={stride}, padding={padding}, output_padding={output_padding}, dilation={dilation}")
     return o
-
-# %% ../nbs/06_strides_padding.ipynb #67aa5559
-add_param_docs(__name__)

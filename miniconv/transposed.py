@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .checks import as_pair, check_tensor, shape_str, add_param_docs
+from .checks import as_pair, check_tensor, shape_str
 from .strides_padding import conv_out_size, conv_transpose_out_size
 from .im2col import im2col, col2im
 
@@ -75,6 +75,3 @@ def conv_transpose2d(x,                # Images `[N, C_in, H, W]` or one image `
     x, one, ks, st, pd_, dl, size = _transpose_args(x, weight, bias, stride, padding, output_padding, dilation)
     out = _ConvTranspose2d.apply(x, weight, bias, ks, st, pd_, dl, size)
     return out[0] if one else out
-
-# %% ../nbs/13_transposed.ipynb #0470d7f4
-add_param_docs(__name__)
