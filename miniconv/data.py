@@ -14,7 +14,6 @@ import torch
 
 from .checks import first_line
 
-
 # %% auto #0
 __all__ = ['SUBSET_SHA256', 'IDX_FILES', 'MNIST_N', 'MnistFileError', 'subset_path', 'mnist_subset', 'cache_dir',
            'mnist_candidates', 'read_idx', 'read_mnist_idx', 'download_mnist', 'MNIST', 'load_mnist']
