@@ -177,7 +177,7 @@ def show_kernels(ks:list,               # 2-D kernels
     return axs
 
 # %% ../nbs/02_plotting.ipynb #e42e5e4d
-import base64, functools, html, tempfile
+import base64, functools, html, sys, tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -326,9 +326,7 @@ def figure_html(fig:Figure, # The figure IPython is about to show
 
 def _register_html():
     "Show figures marked by `wide_figure` as `figure_html` (and not also as a PNG) when running inside IPython"
-    try: from IPython import get_ipython
-    except ImportError: return
-    ip = get_ipython()
+    ip = sys.modules['IPython'].get_ipython() if 'IPython' in sys.modules else None  # no IPython loaded, no shell
     if ip is None: return
     fmt = ip.display_formatter.formatters
     fmt['text/html'].for_type(Figure, figure_html)

@@ -177,6 +177,19 @@ def test_keyboard(page):
 
 
 @slow
+@pytest.mark.parametrize('column', [736, 833], ids=['page', 'jupyterlab'])
+def test_sliders_have_room(page, column):
+    """In a page's column, and at JupyterLab's default output width, the six settings sit in two columns of sliders, each
+    with a track of at least 100 px (three columns squeezed them there)"""
+    cdp = page[0]
+    m = cdp.js(f"""(() => {{ document.querySelector('main').style.maxWidth = '{column}px';
+      const m = Array.from(document.querySelectorAll('figure.mc-explorer .mc-controls input'),
+                           e => {{ const r = e.getBoundingClientRect(); return [Math.round(r.left), r.width]; }});
+      document.querySelector('main').style.maxWidth = ''; return m; }})()""")
+    assert len(m) == 6 and len({left for left, _ in m}) == 2 and min(w for _, w in m) >= 100, m
+
+
+@slow
 def test_phone_touch(page):
     "At 375 px wide nothing overflows, targets are finger-sized, and taps move the window"
     cdp, url = page
