@@ -212,6 +212,7 @@ WRONG = [
     ('check_rf_size', 11, 'multiply it by the jump'), ('check_rf_size', 18, 'dilated'), ('check_rf_size', 19, 'widens the field too'),
     ('check_rf1d', lambda m: rf1d(m, jumps=False), 'the size is wrong'), ('check_rf1d', lambda m: rf1d(m, dilations=False), 'the size is wrong'),
     ('check_rf1d', lambda m: rf1d(m, jump_first=True), 'the size is wrong'), ('check_rf1d', lambda m: 7, 'what your function returns'),
+    ('check_rf1d', lambda m: itertools.count(), 'yours holds more than 2'),
     ('check_color_params', (2432*49, 2432), 'your two counts differ'), ('check_color_params', (2400, 2400), 'biases'),
     ('check_color_params', (832, 832), 'one 5x5 grid per input channel'),
     ('check_grey_weights', lambda w: w.mean(1, keepdim=True), 'differs at index'), ('check_grey_weights', lambda w: w[:, :1], 'differs at index'),
