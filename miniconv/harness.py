@@ -282,6 +282,7 @@ class TimeUp(BaseException):
 def deadline(seconds:float, # The time limit
             ):
     "Raise `TimeUp` in the block after `seconds`: by `SIGALRM` in the main thread; elsewhere no limit"
+    seconds = float(seconds)   # a bad limit fails here, before the handler changes
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, 'setitimer'): yield; return
     def _up(signum, frame): raise TimeUp(seconds)
     old = signal.signal(signal.SIGALRM, _up) or signal.SIG_DFL
