@@ -19,7 +19,7 @@ from .plotting import COLUMN_PX, LABEL_PX, CELL_PX, draw_conv_step, drawn_output
 # %% auto #0
 __all__ = ['FORMULA', 'EXPLORER_RANGES', 'conv_out_size', 'window_starts', 'conv_steps', 'slide_conv2d', 'conv_alt', 'show_conv',
            'same_pads', 'same_padding', 'conv_gif', 'conv_formula', 'conv_explorer', 'explorer_html', 'pool_out_size',
-           'conv_transpose_out_size']
+           'conv_transpose_out_size', 'check_stem_size', 'check_conv2d_same']
 
 # %% ../nbs/06_strides_padding.ipynb #02b0e2a0
 def conv_out_size(n:int,             # Length of the input along this axis
@@ -269,3 +269,43 @@ def conv_transpose_out_size(n:int,             # Length of the input along this 
     o = (n-1)*stride - 2*padding + dilation*(ks-1) + output_padding + 1
     if o < 1: raise ValueError(f"output size {o} is below 1 for n={n}, ks={ks}, stride={stride}, padding={padding}, output_padding={output_padding}, dilation={dilation}")
     return o
+
+# %% ../nbs/06_strides_padding.ipynb #b713176c
+import warnings
+from .harness import checker, Wrong, Forbid, TORCH_CONVS, read_ints, expect, seeded, named_shapes, too
+
+# %% ../nbs/06_strides_padding.ipynb #d7490415
+def _stem(n): return pool_out_size(conv_out_size(n, 7, stride=2, padding=3), 3, stride=2, padding=1)
+
+@checker
+def check_stem_size(answer, # Your `(height, width)` after `nn.Conv2d(3, 64, 7, stride=2, padding=3)` then `nn.MaxPool2d(3, stride=2, padding=1)` on a 100x75 image
+                   ) -> bool:
+    "Strides and padding: the output height and width of a ResNet-style stem on a 100x75 (height x width) image"
+    h, w = read_ints(answer, 'your answer (height, width)', n=2)
+    want = _stem(100), _stem(75)
+    if (h, w) == want: return "right: each layer roughly halves each side, rounding down, and the padding keeps the border windows"
+    conv = conv_out_size(100, 7, 2, 3), conv_out_size(75, 7, 2, 3)
+    if (h, w) == conv: raise Wrong("those are the sizes after the convolution: the max pool comes after it")
+    bad, ok = [], []
+    for nm, v, t in (('height', h, want[0]), ('width', w, want[1])):
+        if v == t: ok.append(nm)
+        else: bad.append(f"the {nm} is {too(v, t)}")
+    raise Wrong('; '.join(bad) + (f" (the {ok[0]} is right)" if ok else ''))
+
+# %% ../nbs/06_strides_padding.ipynb #2117c0b8
+_NO_SAME = (Forbid(*TORCH_CONVS, when=lambda a: a.get('padding') == 'same', name="padding='same'"), Forbid(same_pads))
+
+@checker
+def check_conv2d_same(f, # Your function `conv2d_same(x, w, dilation=1)` for `x` `[N, C, H, W]` and `w` `[O, C, kh, kw]`, without `padding='same'`
+                     ) -> bool:
+    "Strides and padding: does `f(x, w, dilation=d)`, without `padding='same'`, give `F.conv2d(x, w, padding='same', dilation=d)`?"
+    g = seeded()
+    cfgs = [((2, 3, 8, 9), (4, 3, 3, 3), 1), ((1, 2, 7, 6), (3, 2, 2, 2), 1), ((1, 1, 9, 9), (2, 1, 4, 4), 1), ((2, 2, 6, 10), (2, 2, 2, 5), 1),
+            ((1, 3, 10, 8), (2, 3, 3, 3), 2), ((1, 1, 11, 7), (1, 1, 2, 3), 3), ((1, 2, 5, 5), (3, 2, 1, 1), 1), ((1, 1, 3, 4), (1, 1, 4, 4), 1)]
+    for xs, ws, d in cfgs:
+        x, w = torch.randn(*xs, generator=g), torch.randn(*ws, generator=g)
+        with warnings.catch_warnings():  # PyTorch warns that an even kernel needs a padded copy of the input
+            warnings.simplefilter('ignore')
+            want = F.conv2d(x, w, padding='same', dilation=d)
+        expect(f, want, x, w, dilation=d, where=named_shapes(x=x, w=w) + f", dilation={d}", forbid=_NO_SAME)
+    return f"right on {len(cfgs)} configurations: odd, even and non-square kernels, dilation, and a kernel larger than the image"
