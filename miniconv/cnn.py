@@ -17,7 +17,7 @@ from fastprogress.fastprogress import master_bar, progress_bar
 from torch import nn, optim
 from torch.utils.data import DataLoader, default_collate
 
-from .checks import add_param_docs, as_float, as_int
+from .checks import as_float, as_int
 from .data import load_mnist
 from .plotting import set_alt, subplots
 from .strides_padding import conv_out_size
@@ -26,7 +26,8 @@ from .strides_padding import conv_out_size
 __all__ = ['def_device', 'ARCHS', 'DEFAULTS', 'LIVE_WEIGHTS', 'conv', 'simple_cnn', 'Dataset', 'get_dls', 'to_device',
            'collate_device', 'accuracy', 'fit', 'plot_history', 'over_seeds', 'seed_spread', 'conv_bn', 'better_cnn',
            'augment', 'train', 'shrink_drawing', 'mnist_style', 'digit_strokes', 'draw_strokes', 'live_cnn_weights',
-           'cnn_from_weights', 'live_cnn']
+           'cnn_from_weights', 'live_cnn', 'check_better_cnn_params', 'check_simple_cnn_sizes', 'check_conv_to_linear',
+           'check_smoothing_floor']
 
 # %% ../nbs/08_cnn.ipynb #873c2150
 def conv(ni:int,         # Input channels
@@ -420,5 +421,95 @@ def live_cnn(digits:torch.Tensor|None=None, # `[n, 28, 28]` digits to pick from,
                 digits=[dict(label=int(l), pixels=image_b64(d.view(28, 28))) for d, l in zip(digits, labels)])
     return page_widget('live_cnn', data, cap, noscript="The live CNN needs JavaScript; the figure above shows drawn digits and the model's answers.")
 
-# %% ../nbs/08_cnn.ipynb #433b7341
-add_param_docs(__name__)
+# %% ../nbs/08_cnn.ipynb #42201b96
+import copy
+from .harness import checker, Wrong, read_int, read_ints, read_number, same, safe_call, plain_tensor, describe, seeded, too
+
+# %% ../nbs/08_cnn.ipynb #25a65e6e
+_NFS = (8, 16, 32, 64)
+
+@checker
+def check_better_cnn_params(answer, # Your count of the parameters of `better_cnn((8, 16, 32, 64))`
+                           ) -> bool:
+    "CNN: the number of parameters of `better_cnn(nfs=(8, 16, 32, 64))` for 28x28 digits"
+    n = read_int(answer)
+    m = better_cnn(_NFS)
+    want = sum(p.numel() for p in m.parameters())
+    if n == want: return "right: no convolution has a bias (batchnorm's shift replaces it), and batchnorm's running statistics are buffers, not parameters"
+    nb = sum(l.num_features for l in m.modules() if isinstance(l, nn.BatchNorm2d))
+    hints = {want + nb: "you counted a bias for every convolution: conv_bn drops it, since batchnorm subtracts the mean anyway",
+             want + 2*nb: "you counted batchnorm's running mean and variance: they are buffers, updated in training but not learned",
+             want + 3*nb: "conv_bn has no conv bias, and batchnorm's running statistics are buffers, not parameters",
+             want - 2*nb: "batchnorm learns a scale and a shift for each channel: count them",
+             want - m[-1].weight.numel() + _NFS[-1]*3*3*10: "the grid shrinks 28, 14, 7, then 7 halves to 4, rounding up (conv_out_size)"}
+    raise Wrong(hints.get(n, f"{too(n, want)}: count layer by layer, a weight [nf, ni, k, k] per conv, two numbers per batchnorm channel, and the linear head"))
+
+@checker
+def check_simple_cnn_sizes(answer, # The square input sizes n from 1 to 64 for which `simple_cnn()` returns `[N, 10]`: a set, list or range
+                          ) -> bool:
+    "CNN: for which n in 1..64 does `simple_cnn()` map an `[N, 1, n, n]` batch to `[N, 10]`, one score per class?"
+    got = set(read_ints(answer, 'your sizes', most=64))
+    if not got <= set(range(1, 65)): raise Wrong("only sizes from 1 to 64 count: leave the others out")
+    m, want, shapes = simple_cnn(), set(), {}
+    with torch.no_grad():
+        for n in range(1, 65):
+            shapes[n] = tuple(m(torch.zeros(1, 1, n, n)).shape)
+            if shapes[n] == (1, 10): want.add(n)
+    if got == want: return f"right: every stride-2 layer halves the grid rounding up, so {len(want)} sizes end on a 1x1 grid"
+    extra, missing = sorted(got - want), want - got
+    msg = []
+    if extra: msg.append(f"{len(extra)} of your sizes {'gives' if len(extra) == 1 else 'give'} another shape (n={extra[0]} gives {list(shapes[extra[0]])})")
+    if missing: msg.append("you left out sizes that do give [N, 10]")
+    raise Wrong('; '.join(msg) + ": try simple_cnn()(torch.zeros(1, 1, n, n)).shape for a few n")
+
+# %% ../nbs/08_cnn.ipynb #dd14e05c
+def _linear_model(f, seed, bs, x):
+    "A `simple_cnn` made with `seed`, its outputs for `x`, and the model `f` makes of a copy of it, checked for its layers"
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        m = simple_cnn()
+    with torch.no_grad(): want = m(x)
+    new = safe_call(f, copy.deepcopy(m), where=f"simple_cnn initialised with seed {seed}")
+    if not isinstance(new, nn.Module): raise Wrong(f"your function should return a model (an nn.Module), got {describe(new)}")
+    if not any(isinstance(l, nn.Linear) and (l.in_features, l.out_features) == (64, 10) for l in new.modules()):
+        raise Wrong("your model has no nn.Linear(64, 10)")
+    if any(isinstance(l, nn.Conv2d) and l.out_channels == 10 for l in new.modules()):
+        raise Wrong("your model still has a convolution with 10 output channels: the linear layer should replace it")
+    return m, want, new
+
+@checker
+def check_conv_to_linear(f, # Your function: given a `simple_cnn`, it returns a model ending in `nn.Linear(64, 10)` with the same outputs
+                        ) -> bool:
+    "CNN: does `f(model)` replace `simple_cnn`'s last convolution with an `nn.Linear(64, 10)` that computes the same outputs?"
+    g = seeded()
+    for seed, bs in ((0, 5), (1, 1), (2, 3)):
+        x = torch.rand(bs, 1, 28, 28, generator=g)
+        m, want, new = _linear_model(f, seed, bs, x)
+        where = f"a batch of {bs} digits, simple_cnn initialised with seed {seed}"
+        with torch.no_grad(): got = safe_call(new, x, where=where, who='your model')
+        try: same(got, want, f"your model's output for {where},", tol=1e-5)
+        except Wrong as e:
+            if isinstance(got, torch.Tensor) and got.shape == want.shape and torch.allclose(plain_tensor(got) + m[4].bias, want, atol=1e-5):
+                raise Wrong(f"{e}; it is off by the last convolution's bias, exactly") from None
+            raise
+    return "right: on three random simple_cnns the linear layer gives the same outputs as the convolution it replaces"
+
+# %% ../nbs/08_cnn.ipynb #c98e3a97
+def _smoothed_entropy(eps, n=10, spread=None):
+    "The entropy of a label-smoothed target: `1-eps` on the true class plus `eps` spread over `spread` classes (all `n` by default)"
+    spread = spread or n
+    q = torch.full((n,), eps/spread, dtype=torch.float64)
+    q[0] = 1 - eps + (eps/spread if spread == n else 0)
+    return -(q*q.log()).sum().item()
+
+@checker
+def check_smoothing_floor(answer, # The lowest cross-entropy any model can score on a digit with `label_smoothing=0.2`, to 3 decimals
+                         ) -> bool:
+    "CNN: the floor of `F.cross_entropy(..., label_smoothing=0.2)` over 10 classes, to three decimal places"
+    x = read_number(answer)
+    want = _smoothed_entropy(0.2)   # the best prediction is the smoothed target itself, and the loss is then its entropy
+    if abs(x - want) < 5e-4: return "right: the best a model can do is predict the smoothed target, and then the loss is that target's entropy"
+    if abs(x - _smoothed_entropy(0.1)) < 5e-4: raise Wrong("that is the floor for label_smoothing=0.1, the chapter's value")
+    if abs(x - _smoothed_entropy(0.2, spread=9)) < 5e-4:
+        raise Wrong("PyTorch spreads the 0.2 over all ten classes, the true one included, not over the nine others")
+    raise Wrong(f"{too(x, want)}: write down the smoothed target q, and compute -sum(q * log(q))")

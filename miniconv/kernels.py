@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import tensor
 
-from .checks import as_int, check_fits, add_param_docs
+from .checks import as_int, check_fits
 
 # %% auto #0
 __all__ = ['top_edge', 'left_edge', 'diag1_edge', 'diag2_edge', 'GREEK', 'apply_kernel', 'conv_loop', 'corr2d_planes', 'corr2d',
-           'conv_symbols', 'conv_equations', 'equation_strs', 'draw_viewpoints', 'convolve', 'kernel_playground']
+           'conv_symbols', 'conv_equations', 'equation_strs', 'draw_viewpoints', 'convolve', 'kernel_playground',
+           'check_conv_matrix_zeros', 'check_laplacian', 'check_corr1d', 'check_corr2d']
 
 # %% ../nbs/05_kernels.ipynb #ec626da4
 top_edge = tensor([[-1, -1, -1],
@@ -215,5 +216,90 @@ def kernel_playground(imgs:dict,          # `{label: 2-D image}` with values in 
            "the largest response (the numbers beside the colour bar).")
     return page_widget('kernel_playground', data, cap, noscript="The kernel playground needs JavaScript; the edge maps above show four kernels' responses.")
 
-# %% ../nbs/05_kernels.ipynb #3ebb3465
-add_param_docs(__name__)
+# %% ../nbs/05_kernels.ipynb #74a1a90f
+from .harness import checker, Wrong, Forbid, TORCH_CONVS, ARRAY_CONVS, read_int, read_tensor, same, expect, seeded, with_dtypes, named_shapes, too
+
+# %% ../nbs/05_kernels.ipynb #99d77ef3
+@checker
+def check_conv_matrix_zeros(answer, # Your count of zero entries in the matrix of a 3x3 kernel sliding over a 5x7 image
+                           ) -> bool:
+    "Kernels: how many entries of the matrix (the Jacobian) of a 3x3 cross-correlation of a 5x7 image are zero?"
+    n = read_int(answer)
+    k = torch.rand(3, 3, generator=seeded(), dtype=torch.float64) + 0.5           # no weight is 0
+    img = torch.rand(5, 7, generator=seeded(1), dtype=torch.float64)
+    J = torch.autograd.functional.jacobian(lambda x: corr2d(x, k).flatten(), img).reshape(-1, img.numel())
+    zeros = int((J == 0).sum())
+    if n == zeros: return f"right: each of the {J.shape[0]} rows (outputs) of the {J.shape[0]}x{J.shape[1]} matrix holds the {k.numel()} weights once, and zeros elsewhere"
+    if n == J.numel() - zeros: raise Wrong("that is the number of non-zero entries; the question asks for the zeros")
+    raise Wrong(f"{too(n, zeros)}: count the rows (one per output) and the columns (one per pixel) first, then the weights in each row")
+
+# %% ../nbs/05_kernels.ipynb #5085a6a1
+_MONOS = [(2, 0), (0, 2), (1, 1), (3, 0), (0, 3), (2, 1), (1, 2), (1, 0), (0, 1), (0, 0)]  # (power of r, power of c)
+
+def _poly(coef, r, c):
+    "The polynomial `sum(a * r**p * c**q)` over `_MONOS`, and its Laplacian"
+    f = sum(a*r**p*c**q for a, (p, q) in zip(coef, _MONOS))
+    lap = sum(a*(p*(p-1)*r**max(p-2, 0)*c**q + q*(q-1)*r**p*c**max(q-2, 0)) for a, (p, q) in zip(coef, _MONOS))
+    return f, lap
+
+def _poly_str(coef):
+    "A polynomial of `_MONOS` as text, like 'r² + c²'"
+    sup, terms = {1: '', 2: '²', 3: '³'}, []
+    for a, (p, q) in zip(coef, _MONOS):
+        if a == 0: continue
+        m = ''.join(f"{v}{sup[e]}" for v, e in (('r', p), ('c', q)) if e) or '1'
+        num = f'{abs(a):g}'
+        terms.append(f"{'-' if a < 0 else '+'} " + (num if m == '1' else m if abs(a) == 1 else num + m))
+    return ' '.join(terms).lstrip('+ ') or '0'
+
+def _laplacian_tries(k, n):
+    "`corr2d` of `k` on polynomial images of side `n`, the Laplacians under its centre, and the polynomials' coefficients"
+    (kh, kw), g = k.shape, seeded()
+    r, c = torch.meshgrid(torch.arange(n, dtype=torch.float64), torch.arange(n, dtype=torch.float64), indexing='ij')
+    tries = [[1, 1] + [0]*8, [1] + [0]*9] + [torch.randint(-3, 4, (len(_MONOS),), generator=g).tolist() for _ in range(4)]
+    rc, cc = r[kh//2:n-kh//2, kw//2:n-kw//2], c[kh//2:n-kh//2, kw//2:n-kw//2]   # the pixels under the kernel's centre
+    got = torch.stack([corr2d(_poly(coef, r, c)[0], k) for coef in tries])
+    return got, torch.stack([_poly(coef, rc, cc)[1] for coef in tries]), tries
+
+@checker
+def check_laplacian(kernel, # Your Laplacian kernel: a 2-D tensor (or nested list) with odd height and width, such as 3x3
+                   ) -> bool:
+    "Kernels: does `corr2d(img, kernel)` give the Laplacian f_rr + f_cc when `img` holds samples of a polynomial of degree up to 3?"
+    k = read_tensor(kernel, 'your kernel', ndim=2)
+    (kh, kw), n = k.shape, max(k.shape) + 8
+    if kh % 2 == 0 or kw % 2 == 0: raise Wrong(f"your kernel has shape {(kh, kw)}: give it odd sides, so that it has a centre pixel")
+    tol = 1e-6*k.abs().sum().item()   # float32 weights such as 1/3 are only that close
+    ones = corr2d(torch.ones(n, n, dtype=torch.float64), k)
+    if ones.abs().max() > tol: raise Wrong(f"on an image of ones your kernel gives {ones[0, 0].item():.4g}, but a constant has no curvature")
+    got, want, tries = _laplacian_tries(k, n)
+    try: same(got, want, 'on these polynomials your results', tol=1e-6)
+    except Wrong as e:
+        if 'times what' in str(e): raise
+        t, i, j = (got - want).abs().gt(1e-6*want.abs().max()).nonzero()[0].tolist()
+        raise Wrong(f"on img[r, c] = {_poly_str(tries[t])}, your kernel gives {got[t, i, j].item():.4g} at output [{i}, {j}], "
+                    f"the pixel r={i + kh//2}, c={j + kw//2} under its centre: work out f_rr + f_cc there by hand and compare") from None
+    return f"right: exact on {len(tries)} polynomials (r² + c², r², and random cubics), and 0 on a constant"
+
+# %% ../nbs/05_kernels.ipynb #7c79218f
+_NO_CORR = Forbid(*TORCH_CONVS, *ARRAY_CONVS, corr2d, conv_loop, convolve, 'miniconv.kernels.corr2d_planes')   # what would do the whole job
+
+@checker
+def check_corr1d(f, # Your function `corr1d(x, k)`: the cross-correlation of 1-D tensors `x` and `k`, at every position where `k` fits
+                ) -> bool:
+    "Kernels: does `f(x, k)`, built without a convolution function, give what `corr2d` gives for a one-row image, for many lengths?"
+    g, cfgs = seeded(), [(12, 3), (9, 4), (7, 1), (5, 5), (1, 1), (20, 2), (11, 6), (13, 3)]
+    for (n, m), dt, note in with_dtypes(cfgs):
+        x, k = torch.randn(n, generator=g, dtype=dt), torch.randn(m, generator=g, dtype=dt)
+        where = f"a signal of length {n} and a kernel of length {m}" + note
+        expect(f, corr2d(x[None], k[None])[0], x, k, where=where, forbid=[_NO_CORR])
+    return f"right on {len(cfgs)} signals, with kernels of one tap and kernels as long as the signal"
+
+@checker
+def check_corr2d(f, # Your function `f(img, kernel)` for 2-D tensors, computing what `corr2d` computes (for example with an FFT)
+                ) -> bool:
+    "Kernels: does `f(img, kernel)`, built without a convolution function, give what `corr2d` gives, for images and kernels of many shapes?"
+    g, cfgs = seeded(), [((28, 28), (3, 3)), ((9, 13), (4, 2)), ((6, 6), (6, 6)), ((5, 7), (1, 1)), ((1, 9), (1, 4)), ((16, 11), (5, 3))]
+    for (s, ks), dt, note in with_dtypes(cfgs):
+        img, k = torch.randn(*s, generator=g, dtype=dt), torch.randn(*ks, generator=g, dtype=dt)
+        expect(f, corr2d(img, k), img, k, where=named_shapes(img=img, kernel=k) + note, forbid=[_NO_CORR])
+    return f"right on {len(cfgs)} image and kernel shapes, a kernel as large as the image and a 1x1 kernel included"

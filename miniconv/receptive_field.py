@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
-from .checks import check_2d, add_param_docs
+from .checks import check_2d
 from .cnn import simple_cnn
 from .data import load_mnist
 from .plotting import show_image, set_alt, live_frontend
@@ -18,7 +18,7 @@ from .strides_padding import conv_out_size
 
 # %% auto #0
 __all__ = ['RF_COLUMNS', 'receptive_field', 'field_bounds', 'central_unit', 'draw_box', 'unit_fields', 'rf_explorer',
-           'field_picker']
+           'field_picker', 'check_rf_size', 'check_rf1d']
 
 # %% ../nbs/09_receptive_field.ipynb #b545767a
 def _leaves(model, prefix=''):
@@ -244,5 +244,77 @@ def field_picker(model:nn.Module|None=None,  # A sequential CNN; default: `simpl
     return page_widget('field_picker', dict(grids=grids, img=image_b64(img), fields=_picker_fields(model, grids), start=list(start)),
                        cap, noscript="The picker needs JavaScript; the explorer above shows the fields of one unit.")
 
-# %% ../nbs/09_receptive_field.ipynb #4f234fb2
-add_param_docs(__name__)
+# %% ../nbs/09_receptive_field.ipynb #c4d007a3
+import random
+from .harness import checker, Wrong, Forbid, read_int, read_ints, safe_call, too
+
+# %% ../nbs/09_receptive_field.ipynb #8536a43e
+def _rf_model(dilation=2):
+    "The model of the receptive-field exercise: conv, pool, dilated conv, pool, conv"
+    return nn.Sequential(nn.Conv2d(1, 8, 3), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, dilation=dilation), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3))
+
+@checker
+def check_rf_size(answer, # Your receptive-field size, in pixels, of a unit of the last layer of the exercise's model
+                 ) -> bool:
+    "Receptive fields: the field size of the last layer of conv 3, max pool 2, conv 3 with dilation 2, max pool 2, conv 3"
+    n = read_int(answer)
+    rf = receptive_field(_rf_model(), 28)
+    want = int(rf['size'].iloc[-1])
+    if n == want: return "right: each layer adds (its span - 1) times the jump it reads at, and each pool doubles the jump"
+    spans = 1 + sum(int(r['dilation'])*(int(r['ks']) - 1) for _, r in rf.iloc[1:].iterrows())
+    pools = want - sum(int(rf['size'][i] - rf['size'][i-1]) for i in range(1, len(rf)) if rf['layer'][i] == 'MaxPool2d')
+    hints = {spans: "you added each layer's span as it is: multiply it by the jump, the input pixels between neighbouring units",
+             int(receptive_field(_rf_model(1), 28)['size'].iloc[-1]): "the middle convolution is dilated: its 3 taps span 5 positions",
+             pools: "a 2x2 pool widens the field too, by one jump, besides doubling the jump"}
+    raise Wrong(hints.get(n, f"{too(n, want)}: track size and jump after every layer, as the chapter's table does"))
+
+# %% ../nbs/09_receptive_field.ipynb #9d664cfe
+def _first(v): return v[0] if isinstance(v, tuple) else v
+
+def _to2d(m):
+    "The 2-D layer that acts along the width as the 1-D layer `m` acts along its axis"
+    if isinstance(m, nn.Conv1d):
+        return nn.Conv2d(1, 1, (1, m.kernel_size[0]), (1, m.stride[0]), (0, m.padding[0]), (1, m.dilation[0]))
+    if isinstance(m, nn.MaxPool1d):
+        return nn.MaxPool2d((1, _first(m.kernel_size)), (1, _first(m.stride)), (0, _first(m.padding)), (1, _first(m.dilation)))
+    if isinstance(m, nn.AvgPool1d): return nn.AvgPool2d((1, _first(m.kernel_size)), (1, _first(m.stride)), (0, _first(m.padding)))
+    return m
+
+def _desc1d(model):
+    "A short description of a 1-D model for a verdict: 'Conv1d(ks=3, stride=2), ReLU, MaxPool1d(ks=2)'"
+    def one(m):
+        if not isinstance(m, (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d)): return type(m).__name__
+        a = dict(ks=_first(m.kernel_size), stride=_first(m.stride), padding=_first(m.padding), dilation=_first(getattr(m, 'dilation', 1)))
+        return f"{type(m).__name__}(" + ', '.join(f"{k}={v}" for k, v in a.items() if k == 'ks' or v != (0 if k == 'padding' else 1)) + ")"
+    return ', '.join(one(m) for m in model)
+
+def _random_layer(rnd):
+    "A random 1-D layer: a convolution, a max or average pool, or a ReLU"
+    kind, k = rnd.choice(['conv', 'conv', 'max', 'avg', 'relu']), rnd.randint(1, 4)
+    if kind == 'conv': return nn.Conv1d(1, 1, k, stride=rnd.randint(1, 3), padding=rnd.randint(0, 2), dilation=rnd.randint(1, 3))
+    if kind == 'max': return nn.MaxPool1d(k, stride=rnd.choice([None, 1, 2, 3]), padding=rnd.randint(0, k//2), dilation=rnd.randint(1, 2))
+    if kind == 'avg': return nn.AvgPool1d(k, stride=rnd.choice([None, 1, 2]), padding=rnd.randint(0, k//2))
+    return nn.ReLU()
+
+def _models1d(n_random=6, seed=0):
+    "The 1-D models `check_rf1d` tries: awkward ones first, then `n_random` random stacks"
+    res = [nn.Sequential(nn.ReLU()), nn.Sequential(nn.Conv1d(1, 1, 1)), nn.Sequential(nn.Conv1d(1, 1, 2), nn.Conv1d(1, 1, 2)),
+           nn.Sequential(nn.Conv1d(1, 1, 3, stride=2, dilation=2), nn.MaxPool1d(2), nn.Conv1d(1, 1, 3, dilation=3)),
+           nn.Sequential(nn.AvgPool1d(3), nn.Conv1d(1, 1, 4, stride=3, padding=2), nn.GELU(), nn.MaxPool1d(3, stride=1, padding=1, dilation=2))]
+    rnd = random.Random(seed)
+    return res + [nn.Sequential(*[_random_layer(rnd) for _ in range(rnd.randint(2, 5))]) for _ in range(n_random)]
+
+@checker
+def check_rf1d(f, # Your function `rf1d(model)`: `(size, jump)` of the last layer of a flat `nn.Sequential` of 1-D layers
+              ) -> bool:
+    "Receptive fields: does `f(model)`, without `receptive_field`, give the receptive-field size and jump of 1-D models, as `receptive_field` does in 2-D?"
+    models = _models1d()
+    for model in models:
+        rf = receptive_field(nn.Sequential(*map(_to2d, model)), (1, 4000), axis=1)
+        want = int(rf['size'].iloc[-1]), int(rf['jump'].iloc[-1])
+        where = f"Sequential({_desc1d(model)})"
+        size, jump = read_ints(safe_call(f, model, where=where, forbid=[Forbid(receptive_field)]), f"what your function returns for {where}", n=2)
+        if (size, jump) != want:
+            bad = ' and '.join(nm for nm, v, t in (('size', size, want[0]), ('jump', jump, want[1])) if v != t)
+            raise Wrong(f"for {where} your function gives size {size}, jump {jump}: the {bad} {'is' if ' and ' not in bad else 'are'} wrong")
+    return f"right on {len(models)} models, a lone activation, 1-tap and even kernels, dilated pools and random stacks included"

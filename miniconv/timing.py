@@ -8,8 +8,6 @@ import contextlib, statistics, time
 
 import torch
 
-from .checks import add_param_docs
-
 # %% auto #0
 __all__ = ['CLOCKS', 'time_interleaved', 'num_threads']
 
@@ -41,6 +39,3 @@ def num_threads(n:int=None, # Threads for the block; None leaves the count as it
     if n: torch.set_num_threads(n)
     try: yield torch.get_num_threads()
     finally: torch.set_num_threads(old)
-
-# %% ../nbs/03_timing.ipynb #48ac8140
-add_param_docs(__name__)
