@@ -73,12 +73,12 @@ PAGE_JS = """(() => {
   };
 })()"""
 
-# The words of `root`'s text that the browser broke across two lines ("forwa/rd", "5.5/44"); a hyphen between two
-# letters may end a line ("blow-/up"), as it does in any text
+# The words of `root`'s text that the browser broke across two lines ("forwa/rd", "5.5/44"); a hyphen before a letter
+# may end a line ("blow-/up", "1-/D"), as it does in any text
 BROKEN_JS = """const brokenWords = root => {
   const out = [], walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
   for (let n; (n = walk.nextNode());) {
-    const re = /(?:[^\\s-]|-(?![A-Za-z])|(?<![A-Za-z])-)+-?/g;
+    const re = /(?:[^\\s-]|-(?![A-Za-z])|(?<![A-Za-z0-9])-)+-?/g;
     for (let m; (m = re.exec(n.textContent));) {
       const r = document.createRange(); r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
       if (new Set(Array.from(r.getClientRects(), x => Math.round(x.top))).size > 1) out.push(m[0]);
