@@ -115,9 +115,9 @@ def test_checkers_leave_the_seed_alone():
 
 @pytest.mark.slow
 def test_train_digits_learns():
-    "A short run on 512 digits: the loss falls, and the returned model is in eval mode"
+    "A short run on 512 digits (16 steps): the training loss falls, accuracy is above chance, and the returned model is in eval mode"
     from miniconv.data import load_mnist
     d = load_mnist(verbose=False)
     data = d.x_train[:512], d.y_train[:512], d.x_valid[:256], d.y_valid[:256]
     m, hist = train_digits(True, n=1, epochs=2, data=data, n_train=512)
-    assert not m.training and hist[-1]['train_loss'] < hist[0]['train_loss'] and hist[-1]['accuracy'] > 0.3
+    assert not m.training and hist[-1]['train_loss'] < hist[0]['train_loss'] - 0.05 and hist[-1]['accuracy'] > 0.15, hist
