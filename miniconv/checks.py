@@ -93,13 +93,19 @@ def check_2d(t, name:str) -> torch.Tensor:
     "`t` if it is a non-empty 2-D tensor, else a `ValueError` naming `name`"
     return check_tensor(t, name, 2, '(h, w)')
 
-def check_fits(img:torch.Tensor,    # 2-D image
-               kernel:torch.Tensor, # 2-D kernel
+def check_fits(img:torch.Tensor,    # 2-D image (h, w); with `stack`, a stack of them (..., h, w)
+               kernel:torch.Tensor, # 2-D kernel (kh, kw); with `stack`, a stack of them (..., kh, kw)
+               stack:bool=False,    # Accept leading axes (even empty ones) that broadcast between `img` and `kernel`
               ):
-    "A `ValueError` unless `img` and `kernel` are non-empty and 2-D, and `kernel` fits inside `img`"
-    check_2d(img, 'img'); check_2d(kernel, 'kernel')
-    if kernel.shape[0] > img.shape[0] or kernel.shape[1] > img.shape[1]:
-        raise ValueError(f"image of shape {tuple(img.shape)} is smaller than kernel of shape {tuple(kernel.shape)}")
+    "A `ValueError` unless `img` and `kernel` are 2-D (or stacks, if `stack`) with no empty plane, and `kernel` fits inside `img`"
+    for t, name in ((img, 'img'), (kernel, 'kernel')):
+        check_tensor(t, name, None if stack else 2, '(..., h, w)' if stack else '(h, w)', nonempty=False)
+        if t.ndim < 2: raise ValueError(f"{name} must have 2 or more axes (..., h, w), got {shape_str(t)}")
+        if 0 in t.shape[-2:]: raise ValueError(f"{name} must not be empty, got {shape_str(t)}")
+    if kernel.shape[-2] > img.shape[-2] or kernel.shape[-1] > img.shape[-1]:
+        raise ValueError(f"image of shape {tuple(img.shape[-2:])} is smaller than kernel of shape {tuple(kernel.shape[-2:])}")
+    try: torch.broadcast_shapes(img.shape[:-2], kernel.shape[:-2])
+    except RuntimeError: raise ValueError(f"the leading axes of img ({shape_str(img)}) and kernel ({shape_str(kernel)}) don't broadcast") from None
 
 # %% ../nbs/00_checks.ipynb #2848db16
 def check_conv(x,             # Input `[N, C, H, W]`, or `[C, H, W]` if `unbatched`

@@ -99,7 +99,7 @@ def accuracy(out, yb):
     return (out.argmax(dim=1) == yb).float().mean()
 
 _COLS = ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']
-def _fmt(rec): return [str(rec['epoch']), f"{rec['train_loss']:.4f}", f"{rec['valid_loss']:.4f}", f"{rec['accuracy']:.1%}", f"{rec['time']:.1f}s"]
+def _cells(rec): return [str(rec['epoch']), f"{rec['train_loss']:.4f}", f"{rec['valid_loss']:.4f}", f"{rec['accuracy']:.1%}", f"{rec['time']:.1f}s"]
 
 def _progress(progress):
     "`progress` checked; by default 'bars' where a bar can redraw itself (a notebook or a terminal), else 'lines'"
@@ -115,6 +115,41 @@ class _Lines:
     def write(self, cells, table=True):
         if self.show: print('  '.join(f'{c:<10}' for c in cells).rstrip(), flush=True)
 
+def _bars(progress, epochs):
+    "The epochs to loop over, as a master bar or `_Lines`, and a function that wraps each epoch's batches"
+    if progress != 'bars': return _Lines(epochs, progress == 'lines'), lambda dl: dl
+    mb = master_bar(range(epochs))
+    return mb, lambda dl: progress_bar(dl, parent=mb)
+
+def _train_epoch(model, loss_func, opt, batches, sched, tfm):
+    "One pass of training over `batches`: the summed loss and the number of samples"
+    model.train()
+    tot, n = 0., 0
+    for xb, yb in batches:
+        if tfm is not None: xb = tfm(xb)
+        loss = loss_func(model(xb), yb)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if sched is not None: sched.step()
+        tot, n = tot + loss.item()*len(xb), n + len(xb)
+    return tot, n
+
+@torch.no_grad()
+def _validate(model, loss_func, batches):
+    "The summed loss and accuracy of `model` over `batches`, and the number of samples"
+    model.eval()
+    tot, acc, n = 0., 0., 0
+    for xb, yb in batches:
+        out = model(xb)
+        tot, acc, n = tot + loss_func(out, yb).item()*len(xb), acc + accuracy(out, yb).item()*len(xb), n + len(xb)
+    return tot, acc, n
+
+def _check_loaders(**dls):
+    "A `ValueError` for a loader that has a length and it is 0"
+    for name, dl in dls.items():
+        if hasattr(dl, '__len__') and len(dl) == 0: raise ValueError(f"{name} is empty: it gives no batches (is its dataset empty?)")
+
 def fit(epochs:int,       # Number of passes over `train_dl`
         model:nn.Module,  # The model to train
         loss_func,        # Called as `loss_func(model(xb), yb)`
@@ -128,33 +163,17 @@ def fit(epochs:int,       # Number of passes over `train_dl`
        ) -> list:
     "Train `model` for `epochs` epochs, showing progress, and return one record per epoch"
     epochs, progress = as_int(epochs, 'epochs', 1), _progress(progress)
-    for name, dl in dict(train_dl=train_dl, valid_dl=valid_dl).items():
-        if hasattr(dl, '__len__') and len(dl) == 0: raise ValueError(f"{name} is empty: it gives no batches (is its dataset empty?)")
-    bars = progress == 'bars'
-    mb = master_bar(range(epochs)) if bars else _Lines(epochs, progress == 'lines')
-    batches = (lambda dl: progress_bar(dl, parent=mb)) if bars else (lambda dl: dl)
+    _check_loaders(train_dl=train_dl, valid_dl=valid_dl)
+    mb, batches = _bars(progress, epochs)
     mb.write(_COLS, table=True)
     hist = []
     for epoch in mb:
-        t0, model = time.time(), model.train()
-        tot, n = 0., 0
-        for xb, yb in batches(train_dl):
-            if tfm is not None: xb = tfm(xb)
-            loss = loss_func(model(xb), yb)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            if sched is not None: sched.step()
-            tot, n = tot + loss.item()*len(xb), n + len(xb)
-        model.eval()
-        vloss, vacc, vn = 0., 0., 0
-        with torch.no_grad():
-            for xb, yb in batches(valid_dl):
-                out = model(xb)
-                vloss, vacc, vn = vloss + loss_func(out, yb).item()*len(xb), vacc + accuracy(out, yb).item()*len(xb), vn + len(xb)
+        t0 = time.time()
+        tot, n = _train_epoch(model, loss_func, opt, batches(train_dl), sched, tfm)
+        vtot, vacc, vn = _validate(model, loss_func, batches(valid_dl))
         if not n or not vn: raise ValueError(f"{'train_dl' if not n else 'valid_dl'} gave no batches: nothing to {'train' if not n else 'validate'} on")
-        hist.append(dict(epoch=epoch, train_loss=tot/n, valid_loss=vloss/vn, accuracy=vacc/vn, time=time.time()-t0))
-        mb.write(_fmt(hist[-1]), table=True)
+        hist.append(dict(epoch=epoch, train_loss=tot/n, valid_loss=vtot/vn, accuracy=vacc/vn, time=time.time()-t0))
+        mb.write(_cells(hist[-1]), table=True)
     if plot: plot_history(hist)
     return hist
 
@@ -221,6 +240,15 @@ def better_cnn(nfs:tuple=(16, 32, 64, 128), # Channels of each conv; the first i
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(nfs[-1]*size*size, 10))
 
 # %% ../nbs/08_cnn.ipynb #a7707646
+def _random_affines(xb, deg, scale, shift):
+    "One random rotation, zoom and shift per image of `xb`, as the `[N, 2, 3]` matrices `affine_grid` takes"
+    n, _, h, w = xb.shape
+    rnd = lambda *s: torch.rand(*s, device=xb.device)*2 - 1
+    a, s = rnd(n)*math.radians(deg), 1 + rnd(n)*scale
+    t = rnd(n, 2)*shift*2/torch.tensor([w, h], device=xb.device)  # pixels -> the [-1, 1] grid coordinates
+    cos, sin = torch.cos(a)/s, torch.sin(a)/s
+    return torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
+
 def augment(xb,            # Batch of images `[N, C, H, W]`
             deg=10.,       # Largest rotation, in degrees
             scale=0.1,     # Largest zoom in or out, as a fraction
@@ -228,18 +256,39 @@ def augment(xb,            # Batch of images `[N, C, H, W]`
            ):
     "Rotate, zoom and shift every image of `xb` by its own small random amount"
     if xb.ndim != 4: raise ValueError(f"augment wants a batch shaped [N, C, H, W], got shape {tuple(xb.shape)}")
-    n, _, h, w = xb.shape
-    rnd = lambda *s: torch.rand(*s, device=xb.device)*2 - 1
-    a, s = rnd(n)*math.radians(deg), 1 + rnd(n)*scale
-    t = rnd(n, 2)*shift*2/torch.tensor([w, h], device=xb.device)  # pixels -> the [-1, 1] grid coordinates
-    cos, sin = torch.cos(a)/s, torch.sin(a)/s
-    theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(xb.shape), align_corners=False)
+    grid = F.affine_grid(_random_affines(xb, deg, scale, shift), list(xb.shape), align_corners=False)
     return F.grid_sample(xb, grid, align_corners=False)
 
 # %% ../nbs/08_cnn.ipynb #15dfda01
 ARCHS = dict(simple=simple_cnn, better=better_cnn)
 DEFAULTS = dict(simple=dict(epochs=10, bs=256, lr=0.4), better=dict(epochs=20, bs=128, lr=0.01))
+
+def _settings(arch, epochs, bs, lr):
+    "`epochs`, `bs` and `lr` checked, each from `DEFAULTS[arch]` where it is None"
+    if arch not in ARCHS: raise ValueError(f"arch must be one of {list(ARCHS)}, got {arch!r}")
+    d = DEFAULTS[arch]
+    return (as_int(d['epochs'] if epochs is None else epochs, 'epochs', 1), as_int(d['bs'] if bs is None else bs, 'bs', 1),
+            as_float(d['lr'] if lr is None else lr, 'lr'))
+
+def _loaders(data, n_train, bs):
+    "Training and validation loaders of `[N, 1, 28, 28]` digits on `def_device`, from `data` or `load_mnist()`"
+    x, y, xv, yv = load_mnist() if data is None else data
+    if n_train is not None: x, y = x[:n_train], y[:n_train]
+    return get_dls(Dataset(x.view(-1, 1, 28, 28), y), Dataset(xv.view(-1, 1, 28, 28), yv), bs, collate_fn=collate_device)
+
+def _fit_simple(model, epochs, lr, dls, progress):
+    "The lesson's recipe: SGD at `lr` for half the epochs, then at `lr/4`; the epochs numbered in one run"
+    fit_sgd = lambda n, lr: fit(n, model, F.cross_entropy, optim.SGD(model.parameters(), lr=lr), *dls, progress=progress)
+    hist = fit_sgd(max(epochs//2, 1), lr)
+    if epochs > 1: hist += fit_sgd(epochs - epochs//2, lr/4)
+    for i, h in enumerate(hist): h['epoch'] = i
+    return hist
+
+def _fit_better(model, epochs, lr, dls, progress):
+    "AdamW with a one-cycle schedule peaking at `lr`, label smoothing and augmentation"
+    opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(dls[0]))
+    return fit(epochs, model, partial(F.cross_entropy, label_smoothing=0.1), opt, *dls, sched=sched, tfm=augment, progress=progress)
 
 def train(arch:str='better',      # 'simple' (the lesson's recipe) or 'better'
           epochs:int|None=None,   # Epochs; default from `DEFAULTS`
@@ -253,31 +302,14 @@ def train(arch:str='better',      # 'simple' (the lesson's recipe) or 'better'
           progress:str|None=None, # How `fit` shows progress: 'bars', 'lines' or 'none'
          ):
     "Train an `arch` CNN on `data` and return the model (in eval mode) and its history"
-    if arch not in ARCHS: raise ValueError(f"arch must be one of {list(ARCHS)}, got {arch!r}")
-    d = DEFAULTS[arch]
-    epochs = as_int(d['epochs'] if epochs is None else epochs, 'epochs', 1)
-    bs = as_int(d['bs'] if bs is None else bs, 'bs', 1)
-    lr = as_float(d['lr'] if lr is None else lr, 'lr')
-    seed = as_int(seed, 'seed', 0)
+    epochs, bs, lr = _settings(arch, epochs, bs, lr)
+    seed, progress = as_int(seed, 'seed', 0), _progress(progress)
     if n_train is not None: n_train = as_int(n_train, 'n_train', 1)
-    progress = _progress(progress)
-    x, y, xv, yv = load_mnist() if data is None else data
-    if n_train is not None: x, y = x[:n_train], y[:n_train]
+    dls = _loaders(data, n_train, bs)
     torch.manual_seed(seed)
-    train_ds, valid_ds = Dataset(x.view(-1, 1, 28, 28), y), Dataset(xv.view(-1, 1, 28, 28), yv)
-    train_dl, valid_dl = get_dls(train_ds, valid_ds, bs, collate_fn=collate_device)
     model = ARCHS[arch]()
     if convert is not None: model = convert(model)
-    model = model.to(def_device)
-    if arch == 'simple':
-        fit_sgd = lambda n, lr: fit(n, model, F.cross_entropy, optim.SGD(model.parameters(), lr=lr), train_dl, valid_dl, progress=progress)
-        hist = fit_sgd(max(epochs//2, 1), lr)
-        if epochs > 1: hist += fit_sgd(epochs - epochs//2, lr/4)
-        for i, h in enumerate(hist): h['epoch'] = i
-    else:
-        opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-        sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(train_dl))
-        hist = fit(epochs, model, partial(F.cross_entropy, label_smoothing=0.1), opt, train_dl, valid_dl, sched=sched, tfm=augment, progress=progress)
+    hist = (_fit_simple if arch == 'simple' else _fit_better)(model.to(def_device), epochs, lr, dls, progress)
     if plot: plot_history(hist)
     return model.eval(), hist
 

@@ -15,10 +15,9 @@ import torch.nn.functional as F
 from torchvision.io import read_image, ImageReadMode
 from torchvision.transforms.v2.functional import resize
 
-from .checks import check_conv
+from .checks import as_float, as_int, check_conv
 from .plotting import show_image, subplots, set_alt
-from .kernels import corr2d, corr2d_planes
-from .strides_padding import conv_out_size
+from .kernels import corr2d
 
 # %% auto #0
 __all__ = ['PHOTO_NAME', 'photo_path', 'to_rgb', 'load_photo', 'show_channels', 'channel_responses', 'channelwise_conv',
@@ -48,17 +47,20 @@ def to_rgb(im:torch.Tensor # Image shaped [H,W], [C,H,W] or [N,C,H,W] with C in 
     return im
 
 # %% ../nbs/11_color.ipynb #7408619a
+def _read_image(path):
+    "The image file at `path` as a `uint8` tensor [C,H,W], channels as stored"
+    with warnings.catch_warnings():  # torchvision 0.29 marks its image decoders deprecated (TorchCodec replaces them)
+        warnings.simplefilter('ignore', DeprecationWarning)
+        return read_image(str(path), mode=ImageReadMode.UNCHANGED)
+
 def load_photo(path:str|Path|None=None, # Image file to read; the matplotlib sample photo if None
                scale:float=1.0,               # Resize factor for height and width, in (0, 1]
               ) -> torch.Tensor:
     "An RGB photo as a `uint8` tensor shaped [3,H,W]"
-    if not 0 < scale <= 1: raise ValueError(f"load_photo wants 0 < scale <= 1, got scale={scale}")
+    if not 0 < as_float(scale, 'scale') <= 1: raise ValueError(f"load_photo wants 0 < scale <= 1, got scale={scale}")
     path = photo_path() if path is None else Path(path)
     if not path.exists(): raise FileNotFoundError(f"no image file at {path}")
-    with warnings.catch_warnings():  # torchvision 0.29 marks its image decoders deprecated (TorchCodec replaces them)
-        warnings.simplefilter('ignore', DeprecationWarning)
-        im = read_image(str(path), mode=ImageReadMode.UNCHANGED)
-    im = to_rgb(im)
+    im = to_rgb(_read_image(path))
     if scale != 1:
         h, w = im.shape[-2:]
         im = resize(im, [max(1, round(h*scale)), max(1, round(w*scale))], antialias=True)
@@ -81,20 +83,12 @@ def show_channels(im:torch.Tensor, # Image shaped [H,W] or [C,H,W] with C in 1..
     return axs[0]
 
 # %% ../nbs/11_color.ipynb #bb2cec33
-def _responses(x, weight):
-    "`channel_responses` without the checks"
-    nf, ni, kh, kw = weight.shape
-    res = x.new_empty(*x.shape[:-3], nf, ni, conv_out_size(x.shape[-2], kh), conv_out_size(x.shape[-1], kw))
-    for o in range(nf):
-        for i in range(ni): res[..., o, i, :, :] = corr2d_planes(x[..., i, :, :], weight[o, i])
-    return res
-
 def channel_responses(x:torch.Tensor,     # Input shaped [ch_in,H,W] or [N,ch_in,H,W]
                       weight:torch.Tensor # Kernels shaped [ch_out,ch_in,kh,kw]
                      ) -> torch.Tensor:
     "Each kernel `weight[o,i]` applied to its own input channel: [(N,) ch_out, ch_in, H', W']"
     check_conv(x, weight, unbatched=True)
-    return _responses(x, weight)
+    return corr2d(x[..., None, :, :, :], weight)
 
 def channelwise_conv(x:torch.Tensor,               # Input shaped [ch_in,H,W] or [N,ch_in,H,W]
                      weight:torch.Tensor,          # Kernels shaped [ch_out,ch_in,kh,kw]
@@ -102,7 +96,7 @@ def channelwise_conv(x:torch.Tensor,               # Input shaped [ch_in,H,W] or
                     ) -> torch.Tensor:
     "Multi-channel convolution: a 2-D convolution per input channel, summed over channels, plus bias"
     check_conv(x, weight, bias, unbatched=True)
-    res = _responses(x, weight)
+    res = corr2d(x[..., None, :, :, :], weight)
     if x.shape[-3] == 0: return x.new_empty(*x.shape[:-3], 0, *res.shape[-2:])  # as F.conv2d: no input channels, no output channels
     res = res.sum(-3)
     return res if bias is None else res + bias[:, None, None]
@@ -114,8 +108,7 @@ def conv_nparams(ni:int,          # Input channels (ch_in)
                  bias:bool=True   # Count the ch_out bias values too
                 ) -> int:
     "Number of parameters of a `ks`x`ks` convolution from `ni` to `nf` channels"
-    for n, v in (('ni', ni), ('nf', nf), ('ks', ks)):
-        if not isinstance(v, int) or v < 1: raise ValueError(f"conv_nparams wants a positive int {n}, got {n}={v!r}")
+    ni, nf, ks = as_int(ni, 'ni', 1), as_int(nf, 'nf', 1), as_int(ks, 'ks', 1)
     return nf*ni*ks*ks + (nf if bias else 0)
 
 # %% ../nbs/11_color.ipynb #125bff56

@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import tensor
 
-from .checks import as_int, check_fits
+from .checks import as_int, check_2d, check_fits
 
 # %% auto #0
-__all__ = ['top_edge', 'left_edge', 'diag1_edge', 'diag2_edge', 'GREEK', 'apply_kernel', 'conv_loop', 'corr2d_planes', 'corr2d',
-           'conv_symbols', 'conv_equations', 'equation_strs', 'draw_viewpoints', 'convolve', 'kernel_playground',
+__all__ = ['top_edge', 'left_edge', 'diag1_edge', 'diag2_edge', 'GREEK', 'apply_kernel', 'conv_loop', 'corr2d', 'conv_symbols',
+           'conv_equations', 'equation_strs', 'draw_viewpoints', 'convolve', 'kernel_playground',
            'check_conv_matrix_zeros', 'check_laplacian', 'check_corr1d', 'check_corr2d']
 
 # %% ../nbs/05_kernels.ipynb #ec626da4
@@ -44,12 +44,6 @@ def _check_window(img, row, col, kernel):
         raise ValueError(f"the {kh}x{kw} window centred on row={row}, col={col} covers rows {r}..{r+kh-1}, cols {c}..{c+kw-1}, "
                          f"outside the image of shape {(h, w)}")
 
-def _apply_kernel(img, row, col, kernel):
-    "`apply_kernel` without the checks"
-    kh, kw = kernel.shape
-    r, c = row - kh//2, col - kw//2
-    return (img[r:r+kh, c:c+kw] * kernel).sum()
-
 def apply_kernel(img:torch.Tensor,    # 2-D image, shape (h, w)
                  row:int,             # Row of the window's centre
                  col:int,             # Column of the window's centre
@@ -57,7 +51,9 @@ def apply_kernel(img:torch.Tensor,    # 2-D image, shape (h, w)
                 ) -> torch.Tensor:
     "Sum of `kernel` times the window of `img` centred on (`row`, `col`): a 0-d tensor"
     check_fits(img, kernel); _check_window(img, row, col, kernel)
-    return _apply_kernel(img, row, col, kernel)
+    kh, kw = kernel.shape
+    r, c = row - kh//2, col - kw//2
+    return (img[r:r+kh, c:c+kw] * kernel).sum()
 
 # %% ../nbs/05_kernels.ipynb #d393c1cc
 def conv_loop(img:torch.Tensor,    # 2-D image, shape (h, w)
@@ -66,24 +62,17 @@ def conv_loop(img:torch.Tensor,    # 2-D image, shape (h, w)
     "Apply `kernel` at every position where it fits in `img`, with Python loops: shape (h-kh+1, w-kw+1)"
     check_fits(img, kernel)
     (h, w), (kh, kw) = img.shape, kernel.shape
-    return torch.stack([torch.stack([_apply_kernel(img, i+kh//2, j+kw//2, kernel) for j in range(w-kw+1)])
-                        for i in range(h-kh+1)])
+    return torch.stack([torch.stack([(img[i:i+kh, j:j+kw] * kernel).sum() for j in range(w-kw+1)]) for i in range(h-kh+1)])
 
 # %% ../nbs/05_kernels.ipynb #3824d5a9
-def corr2d_planes(img:torch.Tensor,    # Images, shape (..., h, w)
-                  kernel:torch.Tensor, # 2-D kernel, shape (kh, kw), no larger than an image
-                 ) -> torch.Tensor:
-    "`corr2d` of every `[h, w]` plane of `img`, with no argument checks: for callers that have checked their inputs once"
-    (h, w), (kh, kw) = img.shape[-2:], kernel.shape
-    oh, ow = h-kh+1, w-kw+1
-    return sum(kernel[u, v] * img[..., u:u+oh, v:v+ow] for u in range(kh) for v in range(kw))
-
-def corr2d(img:torch.Tensor,    # 2-D image, shape (h, w)
-           kernel:torch.Tensor, # 2-D kernel, shape (kh, kw), no larger than `img`
+def corr2d(img:torch.Tensor,    # Image (h, w), or a stack of them (..., h, w)
+           kernel:torch.Tensor, # Kernel (kh, kw) no larger than an image, or a stack of them (..., kh, kw)
           ) -> torch.Tensor:
-    "What `conv_loop` computes, as a sum of `kh*kw` shifted copies of `img` instead of a loop over positions"
-    check_fits(img, kernel)
-    return corr2d_planes(img, kernel)
+    "What `conv_loop` computes, as a sum of `kh*kw` shifted copies of `img`; leading axes broadcast, as in `img * kernel`"
+    check_fits(img, kernel, stack=True)
+    (h, w), (kh, kw) = img.shape[-2:], kernel.shape[-2:]
+    oh, ow = h-kh+1, w-kw+1
+    return sum(kernel[..., u, v, None, None] * img[..., u:u+oh, v:v+ow] for u in range(kh) for v in range(kw))
 
 # %% ../nbs/05_kernels.ipynb #26da5a39
 GREEK = 'αβγδεζηθικλμνξοπρστυφχψω'
@@ -115,6 +104,13 @@ def conv_equations(img:sympy.Matrix, # Image, (h, w)
     return sympy.Matrix(h-kh+1, w-kw+1, lambda i, j: sum(ker[u, v]*img[i+u, j+v] for u in range(kh) for v in range(kw)) + b)
 
 # %% ../nbs/05_kernels.ipynb #969622c5
+def _equation(e, o, ker, b):
+    "Output `o` = expression `e`, written weight first, term by term, as the lesson does"
+    e = sympy.expand(e)
+    terms = [f"{k}{e.coeff(k)}" for k in ker if e.coeff(k) != 0]
+    if b is not None and e.coeff(b) != 0: terms.append(str(b))
+    return f"{o} = " + ' + '.join(terms)
+
 def equation_strs(eqs:sympy.Matrix, # Outputs from `conv_equations`
                   out:sympy.Matrix, # Output names, same shape as `eqs`
                   ker:sympy.Matrix, # The kernel symbols used in `eqs`
@@ -122,13 +118,7 @@ def equation_strs(eqs:sympy.Matrix, # Outputs from `conv_equations`
                  ) -> list[str]:
     "Equations like 'P = αA + βB + γD + δE + b', one per output, row by row"
     if eqs.shape != out.shape: raise ValueError(f"eqs has shape {eqs.shape} but out has shape {out.shape}")
-    res = []
-    for e, o in zip(eqs, out):
-        e = sympy.expand(e)
-        terms = [f"{k}{e.coeff(k)}" for k in ker if e.coeff(k) != 0]
-        if b is not None and e.coeff(b) != 0: terms.append(str(b))
-        res.append(f"{o} = " + ' + '.join(terms))
-    return res
+    return [_equation(e, o, ker, b) for e, o in zip(eqs, out)]
 
 # %% ../nbs/05_kernels.ipynb #9123e1f7
 def _draw_grid(ax, labels, title=None, colors=None, fontsize=14):
@@ -142,6 +132,39 @@ def _draw_grid(ax, labels, title=None, colors=None, fontsize=14):
     ax.set_xlim(-0.1, nc+0.1); ax.set_ylim(-0.1, nr+0.1); ax.set_aspect('equal'); ax.axis('off')
     if title: ax.set_title(title)
 
+def _labels(m): return [[str(m[r, c]) for c in range(m.cols)] for r in range(m.rows)]
+
+def _draw_top(axd, img, ker, out, strs, kcol):
+    "The image, the kernel in its weights' colours, the outputs, and their equations"
+    _draw_grid(axd['image'], _labels(img), 'image')
+    _draw_grid(axd['kernel'], _labels(ker), 'kernel', [[kcol[k] for k in ker.row(r)] for r in range(ker.rows)])
+    _draw_grid(axd['output'], _labels(out), 'output')
+    ax = axd['equations']; ax.axis('off'); ax.set_title('equations')
+    for i, s in enumerate(strs): ax.text(0.02, 1-(i+0.5)/len(strs), s, fontsize=13, va='center', transform=ax.transAxes)
+
+def _draw_positions(axd, img, ker, out, kcol):
+    "The kernel laid on the image at each output's position: each covered pixel shows the weight it meets, in its colour"
+    for p, o in enumerate(out):
+        i, j = divmod(p, out.cols)
+        labels, colors = _labels(img), [[None]*img.cols for _ in range(img.rows)]
+        for u in range(ker.rows):
+            for v in range(ker.cols):
+                labels[i+u][j+v], colors[i+u][j+v] = f"{ker[u, v]}{img[i+u, j+v]}", kcol[ker[u, v]]
+        _draw_grid(axd[f'apply{p}'], labels, f'{o}: kernel at ({i}, {j})', colors, fontsize=12)
+
+def _draw_network(ax, img, ker, out, eqs, kcol):
+    "Pixels above outputs, and a line per weight from the pixel it multiplies to the output, in the weight's colour"
+    ax.axis('off'); ax.set_title('as a neural network')
+    xi = lambda t, m: (t+0.5)/len(m)
+    node = lambda x, y, s: ax.text(x, y, str(s), ha='center', va='center', fontsize=12, bbox=dict(boxstyle='circle', fc='white'))
+    for t, s in enumerate(img): node(xi(t, img), 1, s)
+    for t, (o, e) in enumerate(zip(out, eqs)):
+        node(xi(t, out), 0, o)
+        for k in ker: ax.plot([xi(list(img).index(sympy.expand(e).coeff(k)), img), xi(t, out)], [1, 0], color=kcol[k], lw=2, label=str(k))
+    hd = {l.get_label(): l for l in ax.get_lines()}
+    ax.legend(list(hd.values()), list(hd), loc='center left', bbox_to_anchor=(1, 0.5), frameon=False)
+    ax.set_xlim(0, 1); ax.set_ylim(-0.15, 1.15)
+
 def draw_viewpoints(h:int=3,         # Image height
                     w:int=3,         # Image width
                     ks:int=2,        # Kernel size
@@ -150,50 +173,22 @@ def draw_viewpoints(h:int=3,         # Image height
                    ):
     "Draw the viewpoints of a convolution of an `h`x`w` symbolic image with a `ks`x`ks` kernel; return (fig, dict of axes)"
     img, ker, b, out = conv_symbols(h, w, ks)
-    eqs = conv_equations(img, ker, b)
-    strs = equation_strs(eqs, out, ker, b)
-    (oh, ow), n = out.shape, len(out)
-    cols = plt.get_cmap(cmap)
+    eqs, cols, n = conv_equations(img, ker, b), plt.get_cmap(cmap), len(out)
     kcol = {k: cols(i % cols.N) for i, k in enumerate(ker)}
     nc = max(4, n)
-    top = ['image', 'kernel', 'output'] + ['equations']*(nc-3)
-    mosaic = [top, [f'apply{i}' for i in range(n)] + ['.']*(nc-n), ['network']*nc]
+    mosaic = [['image', 'kernel', 'output'] + ['equations']*(nc-3), [f'apply{i}' for i in range(n)] + ['.']*(nc-n), ['network']*nc]
     fig, axd = plt.subplot_mosaic(mosaic, figsize=figsize or (2.2*nc, 7.5), height_ratios=[1, 1, 1.1])
-    lab = lambda m: [[str(m[r, c]) for c in range(m.cols)] for r in range(m.rows)]
-    _draw_grid(axd['image'], lab(img), 'image')
-    _draw_grid(axd['kernel'], lab(ker), 'kernel', [[kcol[ker[r, c]] for c in range(ks)] for r in range(ks)])
-    _draw_grid(axd['output'], lab(out), 'output')
-    ax = axd['equations']; ax.axis('off'); ax.set_title('equations')
-    for i, s in enumerate(strs): ax.text(0.02, 1-(i+0.5)/n, s, fontsize=13, va='center', transform=ax.transAxes)
-    for p, (o, e) in enumerate(zip(out, eqs)):
-        i, j = divmod(p, ow)
-        labels, colors = [[str(img[r, c]) for c in range(w)] for r in range(h)], [[None]*w for _ in range(h)]
-        for u in range(ks):
-            for v in range(ks):
-                k = ker[u, v]
-                labels[i+u][j+v] = f"{k}{img[i+u, j+v]}"
-                colors[i+u][j+v] = kcol[k]
-        _draw_grid(axd[f'apply{p}'], labels, f'{o}: kernel at ({i}, {j})', colors, fontsize=12)
-    ax = axd['network']; ax.axis('off'); ax.set_title('as a neural network')
-    xi = lambda t, m: (t+0.5)/m
-    for t, s in enumerate(img): ax.text(xi(t, len(img)), 1, str(s), ha='center', va='center', fontsize=12, bbox=dict(boxstyle='circle', fc='white'))
-    for t, (o, e) in enumerate(zip(out, eqs)):
-        ax.text(xi(t, n), 0, str(o), ha='center', va='center', fontsize=12, bbox=dict(boxstyle='circle', fc='white'))
-        for k in ker:
-            s = sympy.expand(e).coeff(k)
-            ax.plot([xi(list(img).index(s), len(img)), xi(t, n)], [1, 0], color=kcol[k], lw=2, label=str(k))
-    hd = {l.get_label(): l for l in ax.get_lines()}
-    ax.legend(list(hd.values()), list(hd), loc='center left', bbox_to_anchor=(1, 0.5), frameon=False)
-    ax.set_xlim(0, 1); ax.set_ylim(-0.15, 1.15)
+    _draw_top(axd, img, ker, out, equation_strs(eqs, out, ker, b), kcol)
+    _draw_positions(axd, img, ker, out, kcol)
+    _draw_network(axd['network'], img, ker, out, eqs, kcol)
     return fig, axd
 
 # %% ../nbs/05_kernels.ipynb #2cadcd21
-def convolve(img:torch.Tensor,    # 2-D image, shape (h, w)
-             kernel:torch.Tensor, # 2-D kernel, shape (kh, kw), no larger than `img`
+def convolve(img:torch.Tensor,    # Image (h, w), or a stack of them (..., h, w)
+             kernel:torch.Tensor, # 2-D kernel, shape (kh, kw), no larger than an image
             ) -> torch.Tensor:
     "True convolution (the kernel flipped on both axes) at every position where `kernel` fits in `img`: shape (h-kh+1, w-kw+1)"
-    check_fits(img, kernel)
-    return corr2d_planes(img, kernel.flip(0, 1))
+    return corr2d(img, check_2d(kernel, 'kernel').flip(0, 1))
 
 # %% ../nbs/05_kernels.ipynb #ed4e4e46
 from .plotting import image_b64, page_widget
@@ -281,7 +276,7 @@ def check_laplacian(kernel, # Your Laplacian kernel: a 2-D tensor (or nested lis
     return f"right: exact on {len(tries)} polynomials (r² + c², r², and random cubics), and 0 on a constant"
 
 # %% ../nbs/05_kernels.ipynb #7c79218f
-_NO_CORR = Forbid(*TORCH_CONVS, *ARRAY_CONVS, corr2d, conv_loop, convolve, 'miniconv.kernels.corr2d_planes')   # what would do the whole job
+_NO_CORR = Forbid(*TORCH_CONVS, *ARRAY_CONVS, corr2d, conv_loop, convolve)   # what would do the whole job
 
 @checker
 def check_corr1d(f, # Your function `corr1d(x, k)`: the cross-correlation of 1-D tensors `x` and `k`, at every position where `k` fits

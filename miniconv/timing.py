@@ -32,7 +32,7 @@ def time_interleaved(fns:dict,       # Name -> function of no arguments
 
 # %% ../nbs/03_timing.ipynb #fa5de3f8
 @contextlib.contextmanager
-def num_threads(n:int=None, # Threads for the block; None leaves the count as it is
+def num_threads(n:int|None=None, # Threads for the block; None leaves the count as it is
                ):
     "Run the block with `torch.set_num_threads(n)`, then restore the previous count"
     old = torch.get_num_threads()
