@@ -18,9 +18,9 @@ SHOTS = ROOT/'screenshots'
 SEARCH_TERM = 'conv2d'
 
 @pytest.fixture(scope='module')
-def server():
-    "The built site, served on 127.0.0.1 at a free port"
-    site = built_site()[0]/'_docs'
+def server(tmp_path_factory):
+    "The built site (`test_docs.py`'s, one build per run), served on 127.0.0.1 at a free port"
+    site = built_site(tmp_path_factory)[0]/'_docs'
     with serve(site) as base: yield base, site
 
 # What each page shows, read once per page in the browser: the tests below check it.

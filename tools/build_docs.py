@@ -390,11 +390,19 @@ def upright_primes(ml:str): # MathML from latex2mathml
 
 _re_table = re.compile(r'(?s)<table\b.*?</table>')
 
+_re_text = re.compile(r'>([^<]+)<')  # the text between two tags
+_re_num_hyphen = re.compile(r'[^\s<>]*\d-\d[^\s<>]*')  # a token with a hyphen between digits: "0.0618-0.0776", "3-4"
+
+def keep_numbers(table:str): # The HTML of a table
+    "`table` with every token that has a hyphen between digits in a `span.mc-nobr`: Chromium may end a line after that hyphen"
+    nobr = lambda m: _re_num_hyphen.sub(r'<span class="mc-nobr">\g<0></span>', m.group(1))
+    return _re_text.sub(lambda m: f'>{nobr(m)}<', table)
+
 def wrap_tables(out:Path): # The rendered site
     "Put every table in a `div.mc-table`, which scrolls sideways when the table is wider than the column (`nbs/styles.css`)"
     for f in out.rglob('*.html'):
         h = f.read_text(encoding='utf-8')
-        new = _re_table.sub(lambda m: f'<div class="mc-table">{m.group()}</div>', h)
+        new = _re_table.sub(lambda m: f'<div class="mc-table">{keep_numbers(m.group())}</div>', h)
         if new != h: f.write_text(new, encoding='utf-8')
 
 # `@import url(https://...);` (the URL itself may hold `;`) or `@import "https://...";`, with any media list after it
