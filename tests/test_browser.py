@@ -1,8 +1,9 @@
 """The docs site in a real browser: headless Chromium, driven over the Chrome DevTools protocol (websocket-client),
 loads every page from a local server and checks titles, the sidebar, previous/next links, pictures and their alt
 text, maths, readable outputs, tables and link colours, internal links and search, and that no request leaves
-127.0.0.1. Screenshots go to the git-ignored screenshots/ folder."""
-import functools, re
+127.0.0.1. Screenshots go to the git-ignored screenshots/ folder: of the viewport always, of every whole page (two thirds
+of this file's time) only with `MINICONV_SHOTS=1` in the environment."""
+import functools, os, re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
@@ -15,6 +16,7 @@ from test_docs import ROOT, built_site, nb_title, notebooks, page_of, solutions
 pytestmark = pytest.mark.slow  # the site build and Chromium: `make test` runs it, `make check` does not
 
 SHOTS = ROOT/'screenshots'
+WHOLE_PAGES = os.environ.get('MINICONV_SHOTS') == '1'  # a picture of every whole page, for a person to look at
 SEARCH_TERM = 'conv2d'
 
 @pytest.fixture(scope='module')
@@ -90,7 +92,7 @@ PAGE_JS = PAGE_JS.replace('(() => {', '(() => {' + BROKEN_JS, 1)
 
 @pytest.fixture(scope='module')
 def pages(server, browser):
-    "Load every page once; return {page: what PAGE_JS read, the requests it made}, and save a screenshot of each"
+    "Load every page once; return {page: what PAGE_JS read, the requests it made}; with `WHOLE_PAGES`, save a screenshot of each"
     base, _ = server
     SHOTS.mkdir(exist_ok=True)
     res = {}
@@ -98,8 +100,9 @@ def pages(server, browser):
         p = page_of(nb)
         browser.goto(base + p)
         info = browser.js(PAGE_JS)
-        browser.screenshot(SHOTS/(Path(p).with_suffix('').as_posix().replace('/', '_') + '.jpg'))  # whole page; JPEG is twice as fast to take as PNG
-        browser.js('document.fonts.ready.then(() => 0)')  # collects the events of what the screenshot made the page load
+        if WHOLE_PAGES:  # JPEG is twice as fast to take as PNG
+            browser.screenshot(SHOTS/(Path(p).with_suffix('').as_posix().replace('/', '_') + '.jpg'))
+        browser.js('document.fonts.ready.then(() => 0)')  # collects the events of what the page (or the screenshot) made it load
         ev = browser.events
         info['exceptions'] = [e['params']['exceptionDetails'].get('text') for e in ev if e.get('method') == 'Runtime.exceptionThrown']
         info['requests'] = [e['params']['request']['url'] for e in ev if e.get('method') == 'Network.requestWillBeSent']
@@ -268,7 +271,7 @@ PHONE_PAGES = ['index.html', 'data.html', 'plotting.html', 'kernels.html', 'stri
 
 @pytest.fixture(scope='module')
 def phone(server, browser):
-    "The `PHONE_PAGES` at a phone's 390 px: {page: what PHONE_JS read}; screenshots of the widget pages"
+    "The `PHONE_PAGES` at a phone's 390 px: {page: what PHONE_JS read}; with `WHOLE_PAGES`, screenshots of the widget pages"
     base, _ = server
     browser('Emulation.setDeviceMetricsOverride', width=390, height=844, deviceScaleFactor=1, mobile=True)
     try:
@@ -276,7 +279,7 @@ def phone(server, browser):
         for p in PHONE_PAGES:
             browser.goto(base + p)
             res[p] = browser.js(PHONE_JS)
-            if p in WIDGETS: browser.screenshot(SHOTS/f"phone-{p.replace('.html', '')}.jpg")
+            if WHOLE_PAGES and p in WIDGETS: browser.screenshot(SHOTS/f"phone-{p.replace('.html', '')}.jpg")
         yield res
     finally: browser('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
 
