@@ -4,7 +4,9 @@
 
 # %% ../nbs/15_resnet.ipynb #92d7a7a0
 from __future__ import annotations
-import functools
+import functools, json, os, time
+from datetime import datetime, timezone
+from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -17,10 +19,12 @@ from .im2col import conv2d
 from .pooling import shift
 from .receptive_field import receptive_field, AlignmentError
 from .layers import Conv2d, to_ours
+from .timing import num_threads
 
 # %% auto #0
-__all__ = ['conv_layer', 'ResBlock', 'digit_net', 'first_layer_grad', 'train_digits', 'resnet_v1', 'blur_kernel', 'BlurPool',
-           'rel_change', 'shift_table', 'fork_block', 'check_fork_rf', 'check_bottleneck', 'check_aligned_shortcut']
+__all__ = ['conv_layer', 'ResBlock', 'digit_net', 'first_layer_grad', 'train_digits', 'record_runs', 'resnet_v1', 'blur_kernel',
+           'BlurPool', 'rel_change', 'shift_table', 'fork_block', 'check_fork_rf', 'check_bottleneck',
+           'check_aligned_shortcut']
 
 # %% ../nbs/15_resnet.ipynb #e9c50fa7
 def conv_layer(ni:int,        # Input channels
@@ -92,6 +96,23 @@ def train_digits(res:bool=True,   # Residual blocks, or plain ones
     opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(dls[0]))
     return model.eval(), fit(epochs, model, F.cross_entropy, opt, *dls, sched=sched, progress=progress)
+
+# %% ../nbs/15_resnet.ipynb #b7d1e0a2
+def record_runs(fname:str='resnet_runs.json', # The JSON file to write
+                epochs:int=10,     # Passes over the training digits
+                seeds=(0, 1, 2),   # One run of each network per seed
+                threads:int=1,     # Threads PyTorch may use
+               ) -> dict:
+    "Train `train_digits(res, epochs, seed=s)` on our layers for the residual and the plain network and each seed; write the last epochs, time and load to `fname`"
+    epochs, threads = as_int(epochs, 'epochs', 1), as_int(threads, 'threads', 1)
+    data, load, t0 = load_mnist(verbose=False), os.getloadavg(), time.perf_counter()
+    with num_threads(threads):
+        runs = {k: [dict(seed=s, **train_digits(res, epochs=epochs, seed=s, data=data)[1][-1]) for s in seeds] for k, res in [('residual', True), ('plain', False)]}
+    out = dict(call=f"record_runs(epochs={epochs}, seeds={tuple(seeds)}, threads={threads})", epochs=epochs, seeds=list(seeds), seconds=time.perf_counter() - t0, threads=threads,
+               cpus=os.cpu_count(), load_before=load[0], load_after=os.getloadavg()[0], torch=torch.__version__,
+               finished=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'), runs=runs)
+    Path(fname).write_text(json.dumps(out, indent=1) + '\n')
+    return out
 
 # %% ../nbs/15_resnet.ipynb #0857efcf
 def resnet_v1(model:nn.Module, # A torchvision ResNet with bottleneck blocks (ResNet-50, -101, -152)
