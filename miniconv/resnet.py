@@ -7,6 +7,7 @@ from __future__ import annotations
 import json, os, time
 from datetime import datetime, timezone
 from pathlib import Path
+import fastcore.all as fc
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -27,14 +28,14 @@ __all__ = ['conv_layer', 'ResBlock', 'digit_net', 'first_layer_grad', 'train_dig
            'check_aligned_shortcut']
 
 # %% ../nbs/15_resnet.ipynb #e9c50fa7
-def conv_layer(ni:int,        # Input channels
-               nf:int,        # Output channels
-               ks:int=3,      # Kernel size
-               stride:int=1,  # Stride
-               act:bool=True, # Follow with a ReLU
-              ) -> nn.Sequential:
+@fc.delegates(conv_bn)
+def conv_layer(ni:int,       # Input channels
+               nf:int,       # Output channels
+               ks:int=3,     # Kernel size
+               stride:int=1, # Stride (1 here; `conv_bn`'s default is 2)
+               **kwargs) -> nn.Sequential:
     "The CNN chapter's `conv_bn` (a bias-free convolution with padding `ks//2`, `BatchNorm2d`, a ReLU if `act`) on our `Conv2d`"
-    return to_ours(conv_bn(ni, nf, ks, stride, act))
+    return to_ours(conv_bn(ni, nf, ks, stride, **kwargs))
 
 # %% ../nbs/15_resnet.ipynb #13f7e804
 class ResBlock(nn.Module):
