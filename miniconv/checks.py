@@ -11,7 +11,7 @@ import torch
 
 # %% auto #0
 __all__ = ['as_int', 'as_pair', 'as_float', 'shape_str', 'check_tensor', 'check_2d', 'check_fits', 'check_conv', 'check_out_path',
-           'atomic_write', 'first_line', 'add_param_docs']
+           'atomic_write', 'first_line', 'as_bool', 'add_param_docs']
 
 # %% ../nbs/00_checks.ipynb #a3df0aa8
 def _least(lo): return {0: 'a non-negative integer', 1: 'a positive integer'}.get(lo, f'an integer >= {lo}')
@@ -31,17 +31,18 @@ def as_int(v,            # The value to check
     return i
 
 # %% ../nbs/00_checks.ipynb #5f657c34
-def as_pair(v,            # An int, or a pair of ints
+def as_pair(v,            # An int, a 1-tuple of one, or a pair of ints
             name:str,     # Its argument name, for the message
             lo:int=0,     # Smallest value allowed
             hi:int|None=None, # Largest value allowed, if any
            ) -> tuple:
-    "`v` as a pair `(a, b)` of ints in [`lo`, `hi`], or a `ValueError` naming `name`"
-    t = tuple(v) if isinstance(v, (tuple, list, torch.Size)) else (v, v)
+    "`v` as a pair `(a, b)` of ints in [`lo`, `hi`] (one int, alone or in a 1-tuple, serves both), or a `ValueError` naming `name`"
+    t = tuple(v) if isinstance(v, (tuple, list, torch.Size)) else (v,)
     try:
-        if len(t) != 2 or any(isinstance(o, bool) for o in t): raise TypeError
+        if len(t) not in (1, 2) or any(isinstance(o, bool) for o in t): raise TypeError
         t = tuple(operator.index(o) for o in t)
     except TypeError: raise ValueError(f"{name} must be an int or a pair of ints, got {name}={v!r}") from None
+    if len(t) == 1: t = t*2
     if min(t) < lo: raise ValueError(f"{name} must be {_least(lo)} or a pair of them, got {name}={v!r}")
     if hi is not None and max(t) > hi: raise ValueError(f"{name} must be at most {hi}, got {name}={v!r}")
     return t
@@ -167,6 +168,14 @@ def first_line(e,         # An exception (or anything with a message)
     "The first line of `e`'s message, stripped and cut to `n` characters; `''` if the message is empty"
     msg = str(e).strip()
     return msg.splitlines()[0][:n] if msg else ''
+
+# %% ../nbs/00_checks.ipynb #a5b00001
+def as_bool(v,        # The value to check
+            name:str, # Its argument name, for the message
+           ) -> bool:
+    "`v` if it is `True` or `False`, else a `TypeError` naming `name`, as PyTorch raises for a flag"
+    if not isinstance(v, bool): raise TypeError(f"{name} must be True or False, got {name}={v!r}")
+    return v
 
 # %% ../nbs/00_checks.ipynb #337b0e86
 def _comments(fn):
