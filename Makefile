@@ -1,4 +1,4 @@
-# miniconv: two commands on a fresh machine (Python 3.11, make, git):
+# miniconv: two commands on a fresh machine (Python 3.11 to 3.13, make, git):
 #   make docs   set up, export, build the site into _docs/
 #   make test   set up, then every check
 # On a fresh clone, `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu` (or `make test TORCH_INDEX=...`)
@@ -12,6 +12,9 @@ PORT ?= 8000
 TORCH_INDEX ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# The Pythons `make test` runs on, from settings.ini (GitHub CI tests the lowest and the highest).
+MIN_PY := $(shell sed -n 's/^min_python *= *//p' settings.ini)
+MAX_PY := $(shell sed -n 's/^max_python *= *//p' settings.ini)
 
 .PHONY: install docs readme preview test check sync clean-check readme-check collect-check chromium nbtest pytest lab serve clean
 
@@ -23,6 +26,8 @@ install: $(STAMP)
 # Re-install whenever the project's own install files change. With TORCH_INDEX, torch and torchvision come from
 # that index first, and pip then keeps them for the project's requirements.
 $(STAMP): settings.ini setup.py pyproject.toml
+	@test -x $(BIN)/python || $(PY) -c 'import sys; lo, hi, v = (3, $(subst 3.,,$(MIN_PY))), (3, $(subst 3.,,$(MAX_PY))), sys.version_info[:2]; \
+	  sys.exit(0 if lo <= v <= hi else f"miniconv needs Python $(MIN_PY) to $(MAX_PY); $(PY) is {v[0]}.{v[1]}: run make PY=python$(MAX_PY) (or another in that range)")'
 	test -x $(BIN)/python || { $(PY) -m venv $(VENV) && echo "$(TORCH_INDEX)" > $(VENV)/.torch-index; }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(if $(TORCH_INDEX),$(BIN)/python -m pip install -q torch torchvision --index-url $(TORCH_INDEX))
@@ -68,16 +73,10 @@ readme-check: install
 	$(BIN)/python tools/build_docs.py --readme_only --readme_out "$$tmp" >/dev/null || exit 1; \
 	if ! diff -u README.md "$$tmp"; then echo "README.md is stale: run make docs and commit README.md"; exit 1; fi
 
-# pytest-xdist stops the whole run when its two workers collect different test IDs (a time, random bytes or an address
-# in a parametrize value). Collect twice, over a second apart and with different hash seeds, and compare.
+# Test IDs stable across two collections (pytest-xdist stops a run when its workers' IDs differ), the second one in
+# the unpacked sdist (it ships what its tests need), and a sdist that builds without warnings: tools/check_collection.py.
 collect-check: install
-	@a=$$(mktemp); b=$$(mktemp); trap 'rm -f "$$a" "$$b"' EXIT; \
-	co() { MINICONV_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=$$1 $(BIN)/python -m pytest --co -q -p no:cacheprovider tests > "$$2" 2>&1 \
-	       || { tail -20 "$$2"; echo "collection failed (PYTHONHASHSEED=$$1)"; return 1; }; }; \
-	co 1 "$$a" & p=$$!; sleep 1.5; co 2 "$$b" || exit 1; wait $$p || exit 1; \
-	if ! diff <(grep '::' "$$a") <(grep '::' "$$b") > /dev/null; then diff <(grep '::' "$$a") <(grep '::' "$$b") | head -10; \
-	  echo "test IDs differ between two collections: give such parametrize values readable ids="; exit 1; fi; \
-	echo "collect-check: $$(grep -c '::' "$$a") test IDs, the same in two collections"
+	$(BIN)/python tools/check_collection.py
 
 # The browser test needs Debian's chromium.
 chromium:
@@ -98,6 +97,8 @@ lab: install
 # make serve PORT=8001 to pick the port.
 serve:
 	@test -f _docs/index.html || { echo "no _docs/index.html: run make docs first"; exit 2; }
+	@$(PY) -c 'import socket; socket.socket().bind(("127.0.0.1", $(PORT)))' 2>/dev/null \
+	  || { echo "port $(PORT) is busy: pick another, e.g. make serve PORT=$$(( $(PORT) + 1 ))"; exit 2; }
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _docs
 
 clean:

@@ -8,16 +8,16 @@ cfg = ConfigParser(delimiters=['='])
 cfg.read(Path(__file__).parent/'settings.ini', encoding='utf-8')
 cfg = cfg['DEFAULT']
 
-expected = ('version description keywords author author_email license min_python '
+expected = ('version description keywords author author_email license min_python max_python '
             'lib_name lib_path user status audience language').split()
 missing = [o for o in expected if o not in cfg]
 if missing: raise SystemExit(f"settings.ini is missing: {', '.join(missing)}")
 
-licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License')}
+licenses = {'apache2': 'Apache-2.0'}  # settings.ini's name -> the SPDX licence expression setuptools asks for
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
-py_versions = '3.10 3.11 3.12 3.13'.split()
-lic = licenses[cfg['license'].lower()]
-min_python = cfg['min_python']
+min_python, max_python = cfg['min_python'], cfg['max_python']  # the versions `make test` is run on (README, Makefile)
+lo, hi = (int(v.split('.')[1]) for v in (min_python, max_python))
+lib = cfg['lib_path']
 
 def reqs(key): return shlex.split(cfg.get(key, ''))
 def scripts(): return [o.strip() for o in cfg.get('console_scripts', '').split() if o.strip()]
@@ -25,16 +25,16 @@ def scripts(): return [o.strip() for o in cfg.get('console_scripts', '').split()
 readme = Path(__file__).parent/'README.md'
 setuptools.setup(
     name=cfg['lib_name'],
-    license=lic[0],
+    license_expression=licenses[cfg['license'].lower()],
+    license_files=['LICENSE'],
     classifiers=[f"Development Status :: {statuses[int(cfg['status']) - 1]}",  # status = 3 is '3 - Alpha'
                  f"Intended Audience :: {cfg['audience'].title()}",
-                 f"License :: {lic[1]}",
                  f"Natural Language :: {cfg['language'].title()}"]
-               + [f'Programming Language :: Python :: {o}' for o in py_versions[py_versions.index(min_python):]],
+               + [f'Programming Language :: Python :: 3.{v}' for v in range(lo, hi + 1)],
     url=cfg['git_url'],
-    packages=setuptools.find_packages(include=[cfg['lib_path'], f"{cfg['lib_path']}.*"]),
-    include_package_data=True,
-    package_data={cfg['lib_path']: ['assets/*']},
+    # miniconv/assets holds data files only (the subset, the explorers' JS and CSS): a package of data, declared as one
+    packages=setuptools.find_packages(include=[lib, f"{lib}.*"]) + [f"{lib}.assets"],
+    package_data={f"{lib}.assets": ['*']},
     install_requires=reqs('requirements'),
     extras_require={'dev': reqs('dev_requirements')},
     dependency_links=cfg.get('dep_links', '').split(),

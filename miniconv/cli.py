@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.script import anno_parser, call_parse, store_true
 
-from .checks import as_int, as_float, check_out_path, add_param_docs, first_line
+from .checks import as_int, as_float, check_out_path, first_line
 from .data import load_mnist
 from .kernels import top_edge, left_edge
 from .timing import CLOCKS, time_interleaved, num_threads
@@ -39,7 +39,7 @@ class _Choice(str, Enum):
 def _choice(name, values): return _Choice(name, {v: v for v in values}, module=__name__)
 Arch, Source, Clock, Conv = _choice('Arch', ARCHS), _choice('Source', ('auto', 'full', 'subset')), _choice('Clock', CLOCKS), _choice('Conv', CONVS)
 
-def _pick(v, kind:type, name:str) -> str:
+def _pick(v, name:str, kind:type) -> str:
     "`v` as a plain string if it is one of `kind`'s values, else a `ValueError` naming `name`"
     vals = [o.value for o in kind]
     if str(v) not in vals: raise ValueError(f"{name} must be one of {vals}, got {v!r}")
@@ -47,13 +47,14 @@ def _pick(v, kind:type, name:str) -> str:
 
 _MAX_BS = 1024                     # the largest batch the commands accept: 4x the lesson's 256
 _MAX_PAD = top_edge.shape[0] - 1   # more padding than this only adds outputs that see nothing but zeros
+_MAX_SEED = 2**64 - 1              # the largest seed torch.manual_seed takes
 
 # %% ../nbs/17_cli.ipynb #a18e9dbe
 def _parser(cli, prog:str|None=None) -> argparse.ArgumentParser:
     "fastcore's `anno_parser` for `cli`, plus an optional first argument standing for the flag `cli.positional` names, if any"
     p = anno_parser(cli.__wrapped__, prog=prog)
     pos = getattr(cli, 'positional', None)
-    if pos: p.add_argument(pos, nargs='?', default=argparse.SUPPRESS, metavar=pos.upper(), help=f"The same as --{pos}")
+    if pos: p.add_argument(f'{pos}_first', nargs='?', metavar=pos.upper(), help=f"The same as --{pos}")
     return p
 
 def usage_error(cli,      # A command: a function decorated with `call_parse`
@@ -68,18 +69,40 @@ def checked(cli, prog:str, f, *args, **kwargs):
     try: return f(*args, **kwargs)
     except ValueError as e: usage_error(cli, str(e), prog)
 
+def _flags(cli, prog:str, **flags) -> dict:
+    "Each flag given as `name=(value, check, *args)`, checked in order as `check(value, '--name', *args)` (a `None` value is left as it is)"
+    return {k: None if v is None else checked(cli, prog, f, v, f'--{k}', *a) for k, (v, f, *a) in flags.items()}
+
 # %% ../nbs/17_cli.ipynb #eff18cef
+def _args(cli, prog:str) -> dict:
+    "`cli`'s keyword arguments from the command line; a usage error if its file name comes both first and after its flag"
+    p = _parser(cli, prog)
+    pos = getattr(cli, 'positional', None)
+    if pos: p.set_defaults(**{pos: None})  # so that a flag left out can be told from one given
+    args = {k: v for k, v in vars(p.parse_args()).items() if k not in ('pdb', 'xtra')}  # fastcore's hidden debugging flags
+    if not pos: return args
+    first, flag = args.pop(f'{pos}_first'), args.pop(pos)
+    if None not in (first, flag): p.error(f"the {pos} is given twice, {first!r} first and --{pos} {flag!r}: give it once")
+    if (first, flag) != (None, None): args[pos] = flag if first is None else first
+    return args
+
+def _reopen_closed():
+    "Point `sys.stdout` and `sys.stderr` at `os.devnull` if they were closed when we started (`>&-`): Python leaves them `None`"
+    for name in ('stdout', 'stderr'):
+        if getattr(sys, name) is None: setattr(sys, name, open(os.devnull, 'w'))
+
 def _run(cli, prog:str):
-    "Run `cli` as the console command `prog`: parse the command line, call `cli`, and stop quietly if the reader of our output goes away"
+    "Run `cli` as the console command `prog`; stop quietly if the reader of our output goes away, and with one line on Ctrl-C"
+    _reopen_closed()
     try:
-        try:
-            args = vars(_parser(cli, prog).parse_args())
-            for k in ('pdb', 'xtra'): args.pop(k, None)  # fastcore's hidden debugging flags
-            cli(**args)
+        try: cli(**_args(cli, prog))
         finally: sys.stdout.flush()  # now rather than at exit, so that a closed pipe is caught below (after --help too)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; any file it was writing is left as it was", file=sys.stderr)
+        sys.exit(130)
 
 # %% ../nbs/17_cli.ipynb #b0d438c0
 def _json_rows(df):
@@ -87,6 +110,7 @@ def _json_rows(df):
     return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in df.reset_index().to_dict('records')]
 
 def _fwd_op(f, args, kw):
+    "Forward only, with no autograd graph"
     def run():
         with torch.no_grad(): f(*args, **kw)
     return run
@@ -101,28 +125,70 @@ def _vs_torch(t:dict) -> dict:
     "The seconds `t['ours']` and `t['torch']` as milliseconds, and their ratio"
     return dict(ours_ms=t['ours']*1000, torch_ms=t['torch']*1000, ratio=t['ours']/t['torch'])
 
+def _op_cases(bs:int) -> dict:
+    "`{name: ((ours, PyTorch's), args, kwargs)}`: max pooling, a depthwise and a transposed convolution on `bs` feature maps"
+    g = torch.Generator().manual_seed(0)
+    x28, x14 = torch.randn(bs, 32, 28, 28, generator=g).requires_grad_(), torch.randn(bs, 32, 14, 14, generator=g).requires_grad_()
+    wdw, wup = torch.randn(32, 1, 3, 3, generator=g).requires_grad_(), torch.randn(32, 16, 4, 4, generator=g).requires_grad_()
+    return {'max_pool2d 3x3, stride 2':       ((max_pool2d, F.max_pool2d), (x28, 3, 2, 1), {}),
+            'depthwise conv2d 3x3':           ((conv2d, F.conv2d), (x28, wdw), dict(padding=1, groups=32)),
+            'conv_transpose2d 4x4, stride 2': ((conv_transpose2d, F.conv_transpose2d), (x14, wup), dict(stride=2, padding=1))}
+
 def op_speeds(bs:int=64,        # Batch of feature maps
               repeats:int=7,    # Interleaved timings per pair; the median is reported
               threads:int=0,    # Torch threads while timing; 0 keeps the current number
               clock:str='wall', # 'wall' or 'cpu'
              ) -> dict:
     "`{op: {pass: {'ours_ms', 'torch_ms', 'ratio'}}}`: our max pooling, depthwise and transposed convolutions against PyTorch's"
-    g = torch.Generator().manual_seed(0)
-    x28, x14 = torch.randn(bs, 32, 28, 28, generator=g).requires_grad_(), torch.randn(bs, 32, 14, 14, generator=g).requires_grad_()
-    wdw, wup = torch.randn(32, 1, 3, 3, generator=g).requires_grad_(), torch.randn(32, 16, 4, 4, generator=g).requires_grad_()
-    ops = {'max_pool2d 3x3, stride 2':       ((max_pool2d, F.max_pool2d), (x28, 3, 2, 1), {}),
-           'depthwise conv2d 3x3':           ((conv2d, F.conv2d), (x28, wdw), dict(padding=1, groups=32)),
-           'conv_transpose2d 4x4, stride 2': ((conv_transpose2d, F.conv_transpose2d), (x14, wup), dict(stride=2, padding=1))}
+    bs, repeats, threads, clock = as_int(bs, 'bs', 1), as_int(repeats, 'repeats', 1), as_int(threads, 'threads', 0), _pick(clock, 'clock', Clock)
     res = {}
     with num_threads(threads or None):
-        for name, ((ours, theirs), args, kw) in ops.items():
+        for name, ((ours, theirs), args, kw) in _op_cases(bs).items():
             for ps, mk in (('forward', _fwd_op), ('fwd+bwd', _fwd_bwd_op)):
                 t = time_interleaved({'ours': mk(ours, args, kw), 'torch': mk(theirs, args, kw)}, repeats, clock=clock)
                 res.setdefault(name, {})[ps] = _vs_torch(t)
     return res
 
+# %% ../nbs/17_cli.ipynb #55c8acf1
 STEP_TARGET = 1.3  # the course's target for a training step on our layers, as a multiple of the step on PyTorch's
 
+def _bench(bs:int, repeats:int, threads:int, clock:str, ops_bs:int) -> dict:
+    "What `miniconv_bench` reports: the speed table, a training step of each CNN, the other operations, and the settings"
+    df = speed_table(conv_specs(simple_cnn(), 28), bs=bs, repeats=repeats, clock=clock, threads=threads, name='simple_cnn')
+    steps = {a: _vs_torch(step_times(a, bs, repeats, threads, clock=clock)) for a in ('simple', 'better')}
+    return dict(df=df, steps=steps, ops=op_speeds(ops_bs, repeats, threads, clock),
+                settings=dict(bs=bs, repeats=repeats, clock=clock, threads=threads, torch=torch.__version__))
+
+def _totals(df, settings) -> pd.Series:
+    "The ratio of our `conv2d` to `F.conv2d` over all the layers, for each pass"
+    return df.loc[f"simple_cnn, bs={settings['bs']}", 'conv2d / F.conv2d']
+
+def _bench_json(df, steps, ops, settings) -> str:
+    "The results of `_bench` as JSON"
+    tot = _totals(df, settings)
+    headline = dict(case=f"simple_cnn, bs={settings['bs']}", **{'pass': 'train'}, ratio=tot['train'], threads=settings['threads'])
+    return dumps(dict(settings=settings, headline=headline, conv2d_train_ratio=tot['train'], conv2d_fwd_bwd_ratio=tot['fwd+bwd'],
+                      rows=_json_rows(df), train_step=steps, train_step_target=STEP_TARGET, ops=ops))
+
+def _with_units(df) -> pd.DataFrame:
+    "The speed table for people: each column's name says its unit, milliseconds per call or a ratio (x)"
+    return df.round(3).rename(columns=lambda c: f"{c} (x)" if '/' in c else f"{c} (ms)")
+
+def _bench_text(df, steps, ops, settings) -> str:
+    "The results of `_bench` as lines for people: the headline first"
+    tot, bs, th = _totals(df, settings), settings['bs'], f"{settings['threads']} thread(s)"
+    with pd.option_context('display.width', 200, 'display.max_columns', 20): table = _with_units(df).to_string()
+    return '\n'.join([
+        f"conv2d as training runs it (no input gradient for layer 1), over the simple_cnn layers at bs={bs}: {tot['train']:.2f}x F.conv2d, {th}",
+        f"conv2d with every gradient: {tot['fwd+bwd']:.2f}x F.conv2d, {th}", '',
+        f"median milliseconds per call over {settings['repeats']} interleaved repeats, and ratios to F.conv2d:", table, '',
+        f"training step of the CNN on our layers / on nn.Conv2d at bs={bs}, {th}, target {STEP_TARGET}x: "
+        + ', '.join(f"{a} {s['ratio']:.2f}x ({s['ours_ms']:.1f} / {s['torch_ms']:.1f} ms)" for a, s in steps.items()),
+        f"ours / PyTorch, forward and forward+backward, {th}: "
+        + '; '.join(f"{n} {r['forward']['ratio']:.2f}x and {r['fwd+bwd']['ratio']:.2f}x" for n, r in ops.items()),
+        ', '.join(f'{k}={v}' for k, v in settings.items())])
+
+# %% ../nbs/17_cli.ipynb #4c9ceddc
 @call_parse
 def bench_cli(repeats:int=15,      # Interleaved timings per method; the median is reported
               bs:int=256,          # Batch size for the simple_cnn layer shapes and the training steps, at most 1024
@@ -132,75 +198,65 @@ def bench_cli(repeats:int=15,      # Interleaved timings per method; the median 
               json:store_true=False,  # Print JSON instead of a table
              ):
     "Time our conv2d against F.conv2d on the simple_cnn layers, a training step on our layers against PyTorch's, and our other operations"
-    prog = 'miniconv_bench'
-    clock = checked(bench_cli, prog, _pick, clock, Clock, 'clock')
-    repeats = checked(bench_cli, prog, as_int, repeats, 'repeats', 1)
-    bs = checked(bench_cli, prog, as_int, bs, 'bs', 1, _MAX_BS)
-    threads = checked(bench_cli, prog, as_int, threads, 'threads', 0, os.cpu_count() or 1) or torch.get_num_threads()
+    clock, repeats, bs, threads = _flags(bench_cli, 'miniconv_bench', clock=(clock, _pick, Clock), repeats=(repeats, as_int, 1),
+                                         bs=(bs, as_int, 1, _MAX_BS), threads=(threads, as_int, 0, os.cpu_count() or 1)).values()
     if quick: repeats, bs = min(repeats, 3), min(bs, 64)
-    df = checked(bench_cli, prog, speed_table, conv_specs(simple_cnn(), 28), bs=bs, repeats=repeats, clock=clock, threads=threads, name='simple_cnn')
-    tot = df.loc[f'simple_cnn, bs={bs}', 'conv2d / F.conv2d']
-    steps = {a: step_times(a, bs, repeats, threads, clock=clock) for a in ('simple', 'better')}
-    steps = {a: _vs_torch(t) for a, t in steps.items()}
-    ops = op_speeds(8 if quick else 64, repeats, threads, clock)
-    settings = dict(bs=bs, repeats=repeats, clock=clock, threads=threads, torch=torch.__version__)
-    if json:
-        print(dumps(dict(settings=settings, headline=dict(case=f'simple_cnn, bs={bs}', **{'pass': 'train'}, ratio=tot['train'], threads=threads),
-                         conv2d_train_ratio=tot['train'], conv2d_fwd_bwd_ratio=tot['fwd+bwd'], rows=_json_rows(df),
-                         train_step=steps, train_step_target=STEP_TARGET, ops=ops)))
-        return
-    print(f"conv2d as training runs it (no input gradient for layer 1), over the simple_cnn layers at bs={bs}: "
-          f"{tot['train']:.2f}x F.conv2d, {threads} thread(s)")
-    print(f"conv2d with every gradient: {tot['fwd+bwd']:.2f}x F.conv2d, {threads} thread(s)\n")
-    with pd.option_context('display.width', 200, 'display.max_columns', 20): print(df.round(3).to_string())
-    print(f"\ntraining step of the CNN on our layers / on nn.Conv2d at bs={bs}, {threads} thread(s), target {STEP_TARGET}x: "
-          + ', '.join(f"{a} {s['ratio']:.2f}x ({s['ours_ms']:.1f} / {s['torch_ms']:.1f} ms)" for a, s in steps.items()))
-    print(f"ours / PyTorch, forward and forward+backward, {threads} thread(s): "
-          + '; '.join(f"{n} {r['forward']['ratio']:.2f}x and {r['fwd+bwd']['ratio']:.2f}x" for n, r in ops.items()))
-    print(', '.join(f'{k}={v}' for k, v in settings.items()))
+    res = _bench(bs, repeats, threads or torch.get_num_threads(), clock, ops_bs=8 if quick else 64)
+    print(_bench_json(**res) if json else _bench_text(**res))
 
 def miniconv_bench():
     "The `miniconv_bench` console command: parse the command line and run `bench_cli`"
     _run(bench_cli, 'miniconv_bench')
 
 # %% ../nbs/17_cli.ipynb #db118a9e
+def _fail(prog:str, msg):
+    "Print `msg` as `prog`'s one error and exit with status 1: the command line was fine, but the work could not be done"
+    print(f"{prog}: error: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+def _load(prog:str, source:str, verbose:bool=True):
+    "`load_mnist(source)`, or `_fail` with its reason; a reader of our output that went away is left to `_run`"
+    try: return load_mnist(source, verbose=verbose)
+    except BrokenPipeError: raise  # the notices go to stdout too: `| head -1` may close it while they print
+    except (OSError, ValueError) as e: _fail(prog, e)
+
+def _header(prog:str, arch:str, conv:str, data, n_train:int|None) -> str:
+    "The line that says what `miniconv_train` is about to train, on what, and how"
+    n = len(data[0]) if n_train is None else min(n_train, len(data[0]))
+    return (f"{prog}: {arch} CNN on {data.source} MNIST ({n:,} train / {len(data[2]):,} valid digits), "
+            f"{'our' if conv == 'ours' else 'PyTorch'} layers, {torch.get_num_threads()} thread(s), device {def_device}")
+
+def _save(prog:str, model, save, arch:str, **meta):
+    "`save_model`, then say so; or `_fail` with the reason, the file that was there being unchanged"
+    try: save_model(model, save, arch, **meta)
+    except (OSError, RuntimeError, ValueError) as e:  # a full disk (torch reports a short write as a RuntimeError), or a special file there now
+        _fail(prog, f"could not write {save} ({first_line(e, 200)}); any file there before is unchanged")
+    print(f"{prog}: saved checkpoint to {save}", flush=True)
+
+# %% ../nbs/17_cli.ipynb #b1fc7e19
 @call_parse
 def train_cli(arch:Arch='better',   # Model: 'simple' (the lesson's) or 'better'
               conv:Conv='torch',    # Whose convolution and pooling layers: PyTorch's ('torch') or miniconv's own ('ours')
               epochs:int=None,      # Epochs (default: 10 for simple, 20 for better)
               bs:int=None,          # Batch size, at most 1024 (default: 256 for simple, 128 for better)
               lr:float=None,        # Learning rate, finite and positive; the one-cycle peak for better (default: 0.4 / 0.01)
-              source:Source='auto', # MNIST source: the full set, the 4,000-digit subset, or auto
-              seed:int=42,          # Random seed
+              source:Source='auto', # MNIST source: the full set, the 5,000-digit subset (4,000 train + 1,000 valid), or auto
+              seed:int=42,          # Random seed, from 0 to 2**64-1
               save:str=None,        # Write the trained model's checkpoint to this file
               n_train:int=None,     # Train on only the first N training digits (for quick checks)
              ):
     "Train a CNN on MNIST, report its validation accuracy, and optionally save a checkpoint"
     prog = 'miniconv_train'
-    if save is not None: save = checked(train_cli, prog, check_out_path, save, '--save')
-    arch, source = checked(train_cli, prog, _pick, arch, Arch, '--arch'), checked(train_cli, prog, _pick, source, Source, '--source')
-    conv = checked(train_cli, prog, _pick, conv, Conv, '--conv')
-    if epochs is not None: checked(train_cli, prog, as_int, epochs, '--epochs', 1)
-    if bs is not None: checked(train_cli, prog, as_int, bs, '--bs', 1, _MAX_BS)
-    if n_train is not None: checked(train_cli, prog, as_int, n_train, '--n_train', 1)
-    if lr is not None: checked(train_cli, prog, as_float, lr, '--lr')
-    checked(train_cli, prog, as_int, seed, '--seed', 0)
-    try: data = load_mnist(source)
-    except (OSError, ValueError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr); sys.exit(1)
-    n = len(data[0]) if n_train is None else min(n_train, len(data[0]))
-    print(f"{prog}: {arch} CNN on {data.source} MNIST ({n:,} train / {len(data[2]):,} valid digits), "
-          f"{'our' if conv == 'ours' else 'PyTorch'} layers, {torch.get_num_threads()} thread(s), device {def_device}", flush=True)
+    save, arch, conv, source, epochs, bs, n_train, lr, seed = _flags(train_cli, prog, save=(save, check_out_path),
+        arch=(arch, _pick, Arch), conv=(conv, _pick, Conv), source=(source, _pick, Source), epochs=(epochs, as_int, 1),
+        bs=(bs, as_int, 1, _MAX_BS), n_train=(n_train, as_int, 1), lr=(lr, as_float), seed=(seed, as_int, 0, _MAX_SEED)).values()
+    data = _load(prog, source)
+    print(_header(prog, arch, conv, data, n_train), flush=True)
     t0 = time.time()
     model, hist = train_on(conv, arch, epochs=epochs, bs=bs, lr=lr, data=data, seed=seed, n_train=n_train)
-    secs, acc = time.time() - t0, hist[-1]['accuracy']
-    print(f"{prog}: validation accuracy {acc:.2%} on {len(data[2]):,} unseen digits after {len(hist)} epochs in {secs:.1f} s", flush=True)
-    if save is not None:
-        try: save_model(model, save, arch, accuracy=acc, seconds=secs, source=data.source, epochs=len(hist), seed=seed, conv=conv)
-        except (OSError, RuntimeError) as e:  # a full disk, say: torch reports a short write as a RuntimeError
-            print(f"{prog}: error: could not write {save} ({first_line(e, 200)}); any file there before is unchanged", file=sys.stderr)
-            sys.exit(1)
-        print(f"{prog}: saved checkpoint to {save}", flush=True)
+    secs, acc, n = time.time() - t0, hist[-1]['accuracy'], len(hist)
+    print(f"{prog}: validation accuracy {acc:.2%} on {len(data[2]):,} unseen digits after {n} epoch{'s'*(n != 1)} in {secs:.1f} s", flush=True)
+    if save is not None: _save(prog, model, save, arch, accuracy=acc, seconds=secs, source=data.source, epochs=n, seed=seed, conv=conv)
     return acc
 
 def miniconv_train():
@@ -216,22 +272,17 @@ def sheet_cli(path:str='conv-example.xlsx', # Where to write the workbook (it ca
              ):
     "Write a digit and two ReLU convolutions of it, as live spreadsheet formulas, to `path`"
     prog = 'miniconv_sheet'
-    path = checked(sheet_cli, prog, check_out_path, path, 'path', '.xlsx')
-    checked(sheet_cli, prog, as_int, stride, 'stride', 1)
-    checked(sheet_cli, prog, as_int, padding, 'padding', 0, _MAX_PAD)
-    checked(sheet_cli, prog, as_int, idx, 'idx', 0)
-    xs = load_mnist(verbose=False)
-    checked(sheet_cli, prog, as_int, idx, 'idx', 0, len(xs.x_train) - 1)
+    path, stride, padding, idx = _flags(sheet_cli, prog, path=(path, check_out_path, '.xlsx'), stride=(stride, as_int, 1),
+                                        padding=(padding, as_int, 0, _MAX_PAD), idx=(idx, as_int, 0)).values()
+    xs = _load(prog, 'auto', verbose=False)
+    _flags(sheet_cli, prog, idx=(idx, as_int, 0, len(xs.x_train) - 1))
     img, lbl = xs.x_train[idx].view(28, 28), int(xs.y_train[idx])
-    fn = checked(sheet_cli, prog, conv_spreadsheet, img, top_edge, left_edge, path, stride=stride, padding=padding,
-                 title=f'A {lbl} (training digit {idx}, {xs.source} MNIST) through two stride-{stride} convolutions')
-    print(f"wrote {fn}: a {lbl} (training digit {idx}, {xs.source} MNIST), stride {stride}, padding {padding}")
+    what = f"{lbl} (training digit {idx}, {xs.source} MNIST)"
+    fn = conv_spreadsheet(img, top_edge, left_edge, path, stride=stride, padding=padding, title=f'A {what} through two stride-{stride} convolutions')
+    print(f"wrote {fn}: a {what}, stride {stride}, padding {padding}")
 
 sheet_cli.positional = 'path'
 
 def miniconv_sheet():
     "The `miniconv_sheet` console command: parse the command line and run `sheet_cli`"
     _run(sheet_cli, 'miniconv_sheet')
-
-# %% ../nbs/17_cli.ipynb #8611d424
-add_param_docs(__name__)

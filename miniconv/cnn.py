@@ -17,14 +17,15 @@ from fastprogress.fastprogress import master_bar, progress_bar
 from torch import nn, optim
 from torch.utils.data import DataLoader, default_collate
 
-from .checks import add_param_docs, as_float, as_int
+from .checks import as_float, as_int
 from .data import load_mnist
 from .plotting import set_alt, subplots
 from .strides_padding import conv_out_size
 
 # %% auto #0
 __all__ = ['def_device', 'ARCHS', 'DEFAULTS', 'conv', 'simple_cnn', 'Dataset', 'get_dls', 'to_device', 'collate_device',
-           'accuracy', 'fit', 'plot_history', 'over_seeds', 'seed_spread', 'conv_bn', 'better_cnn', 'augment', 'train']
+           'accuracy', 'fit', 'plot_history', 'over_seeds', 'seed_spread', 'conv_bn', 'better_cnn', 'augment', 'train',
+           'check_better_cnn_params', 'check_simple_cnn_sizes', 'check_conv_to_linear', 'check_smoothing_floor']
 
 # %% ../nbs/08_cnn.ipynb #873c2150
 def conv(ni:int,         # Input channels
@@ -96,7 +97,7 @@ def accuracy(out, yb):
     return (out.argmax(dim=1) == yb).float().mean()
 
 _COLS = ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']
-def _fmt(rec): return [str(rec['epoch']), f"{rec['train_loss']:.4f}", f"{rec['valid_loss']:.4f}", f"{rec['accuracy']:.1%}", f"{rec['time']:.1f}s"]
+def _cells(rec): return [str(rec['epoch']), f"{rec['train_loss']:.4f}", f"{rec['valid_loss']:.4f}", f"{rec['accuracy']:.1%}", f"{rec['time']:.1f}s"]
 
 def _progress(progress):
     "`progress` checked; by default 'bars' where a bar can redraw itself (a notebook or a terminal), else 'lines'"
@@ -112,6 +113,41 @@ class _Lines:
     def write(self, cells, table=True):
         if self.show: print('  '.join(f'{c:<10}' for c in cells).rstrip(), flush=True)
 
+def _bars(progress, epochs):
+    "The epochs to loop over, as a master bar or `_Lines`, and a function that wraps each epoch's batches"
+    if progress != 'bars': return _Lines(epochs, progress == 'lines'), lambda dl: dl
+    mb = master_bar(range(epochs))
+    return mb, lambda dl: progress_bar(dl, parent=mb)
+
+def _train_epoch(model, loss_func, opt, batches, sched, tfm):
+    "One pass of training over `batches`: the summed loss and the number of samples"
+    model.train()
+    tot, n = 0., 0
+    for xb, yb in batches:
+        if tfm is not None: xb = tfm(xb)
+        loss = loss_func(model(xb), yb)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if sched is not None: sched.step()
+        tot, n = tot + loss.item()*len(xb), n + len(xb)
+    return tot, n
+
+@torch.no_grad()
+def _validate(model, loss_func, batches):
+    "The summed loss and accuracy of `model` over `batches`, and the number of samples"
+    model.eval()
+    tot, acc, n = 0., 0., 0
+    for xb, yb in batches:
+        out = model(xb)
+        tot, acc, n = tot + loss_func(out, yb).item()*len(xb), acc + accuracy(out, yb).item()*len(xb), n + len(xb)
+    return tot, acc, n
+
+def _check_loaders(**dls):
+    "A `ValueError` for a loader that has a length and it is 0"
+    for name, dl in dls.items():
+        if hasattr(dl, '__len__') and len(dl) == 0: raise ValueError(f"{name} is empty: it gives no batches (is its dataset empty?)")
+
 def fit(epochs:int,       # Number of passes over `train_dl`
         model:nn.Module,  # The model to train
         loss_func,        # Called as `loss_func(model(xb), yb)`
@@ -125,33 +161,17 @@ def fit(epochs:int,       # Number of passes over `train_dl`
        ) -> list:
     "Train `model` for `epochs` epochs, showing progress, and return one record per epoch"
     epochs, progress = as_int(epochs, 'epochs', 1), _progress(progress)
-    for name, dl in dict(train_dl=train_dl, valid_dl=valid_dl).items():
-        if hasattr(dl, '__len__') and len(dl) == 0: raise ValueError(f"{name} is empty: it gives no batches (is its dataset empty?)")
-    bars = progress == 'bars'
-    mb = master_bar(range(epochs)) if bars else _Lines(epochs, progress == 'lines')
-    batches = (lambda dl: progress_bar(dl, parent=mb)) if bars else (lambda dl: dl)
+    _check_loaders(train_dl=train_dl, valid_dl=valid_dl)
+    mb, batches = _bars(progress, epochs)
     mb.write(_COLS, table=True)
     hist = []
     for epoch in mb:
-        t0, model = time.time(), model.train()
-        tot, n = 0., 0
-        for xb, yb in batches(train_dl):
-            if tfm is not None: xb = tfm(xb)
-            loss = loss_func(model(xb), yb)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            if sched is not None: sched.step()
-            tot, n = tot + loss.item()*len(xb), n + len(xb)
-        model.eval()
-        vloss, vacc, vn = 0., 0., 0
-        with torch.no_grad():
-            for xb, yb in batches(valid_dl):
-                out = model(xb)
-                vloss, vacc, vn = vloss + loss_func(out, yb).item()*len(xb), vacc + accuracy(out, yb).item()*len(xb), vn + len(xb)
+        t0 = time.time()
+        tot, n = _train_epoch(model, loss_func, opt, batches(train_dl), sched, tfm)
+        vtot, vacc, vn = _validate(model, loss_func, batches(valid_dl))
         if not n or not vn: raise ValueError(f"{'train_dl' if not n else 'valid_dl'} gave no batches: nothing to {'train' if not n else 'validate'} on")
-        hist.append(dict(epoch=epoch, train_loss=tot/n, valid_loss=vloss/vn, accuracy=vacc/vn, time=time.time()-t0))
-        mb.write(_fmt(hist[-1]), table=True)
+        hist.append(dict(epoch=epoch, train_loss=tot/n, valid_loss=vtot/vn, accuracy=vacc/vn, time=time.time()-t0))
+        mb.write(_cells(hist[-1]), table=True)
     if plot: plot_history(hist)
     return hist
 
@@ -218,6 +238,15 @@ def better_cnn(nfs:tuple=(16, 32, 64, 128), # Channels of each conv; the first i
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(nfs[-1]*size*size, 10))
 
 # %% ../nbs/08_cnn.ipynb #a7707646
+def _random_affines(xb, deg, scale, shift):
+    "One random rotation, zoom and shift per image of `xb`, as the `[N, 2, 3]` matrices `affine_grid` takes"
+    n, _, h, w = xb.shape
+    rnd = lambda *s: torch.rand(*s, device=xb.device)*2 - 1
+    a, s = rnd(n)*math.radians(deg), 1 + rnd(n)*scale
+    t = rnd(n, 2)*shift*2/torch.tensor([w, h], device=xb.device)  # pixels -> the [-1, 1] grid coordinates
+    cos, sin = torch.cos(a)/s, torch.sin(a)/s
+    return torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
+
 def augment(xb,            # Batch of images `[N, C, H, W]`
             deg=10.,       # Largest rotation, in degrees
             scale=0.1,     # Largest zoom in or out, as a fraction
@@ -225,18 +254,39 @@ def augment(xb,            # Batch of images `[N, C, H, W]`
            ):
     "Rotate, zoom and shift every image of `xb` by its own small random amount"
     if xb.ndim != 4: raise ValueError(f"augment wants a batch shaped [N, C, H, W], got shape {tuple(xb.shape)}")
-    n, _, h, w = xb.shape
-    rnd = lambda *s: torch.rand(*s, device=xb.device)*2 - 1
-    a, s = rnd(n)*math.radians(deg), 1 + rnd(n)*scale
-    t = rnd(n, 2)*shift*2/torch.tensor([w, h], device=xb.device)  # pixels -> the [-1, 1] grid coordinates
-    cos, sin = torch.cos(a)/s, torch.sin(a)/s
-    theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(xb.shape), align_corners=False)
+    grid = F.affine_grid(_random_affines(xb, deg, scale, shift), list(xb.shape), align_corners=False)
     return F.grid_sample(xb, grid, align_corners=False)
 
 # %% ../nbs/08_cnn.ipynb #15dfda01
 ARCHS = dict(simple=simple_cnn, better=better_cnn)
 DEFAULTS = dict(simple=dict(epochs=10, bs=256, lr=0.4), better=dict(epochs=20, bs=128, lr=0.01))
+
+def _settings(arch, epochs, bs, lr):
+    "`epochs`, `bs` and `lr` checked, each from `DEFAULTS[arch]` where it is None"
+    if arch not in ARCHS: raise ValueError(f"arch must be one of {list(ARCHS)}, got {arch!r}")
+    d = DEFAULTS[arch]
+    return (as_int(d['epochs'] if epochs is None else epochs, 'epochs', 1), as_int(d['bs'] if bs is None else bs, 'bs', 1),
+            as_float(d['lr'] if lr is None else lr, 'lr'))
+
+def _loaders(data, n_train, bs):
+    "Training and validation loaders of `[N, 1, 28, 28]` digits on `def_device`, from `data` or `load_mnist()`"
+    x, y, xv, yv = load_mnist() if data is None else data
+    if n_train is not None: x, y = x[:n_train], y[:n_train]
+    return get_dls(Dataset(x.view(-1, 1, 28, 28), y), Dataset(xv.view(-1, 1, 28, 28), yv), bs, collate_fn=collate_device)
+
+def _fit_simple(model, epochs, lr, dls, progress):
+    "The lesson's recipe: SGD at `lr` for half the epochs, then at `lr/4`; the epochs numbered in one run"
+    fit_sgd = lambda n, lr: fit(n, model, F.cross_entropy, optim.SGD(model.parameters(), lr=lr), *dls, progress=progress)
+    hist = fit_sgd(max(epochs//2, 1), lr)
+    if epochs > 1: hist += fit_sgd(epochs - epochs//2, lr/4)
+    for i, h in enumerate(hist): h['epoch'] = i
+    return hist
+
+def _fit_better(model, epochs, lr, dls, progress):
+    "AdamW with a one-cycle schedule peaking at `lr`, label smoothing and augmentation"
+    opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(dls[0]))
+    return fit(epochs, model, partial(F.cross_entropy, label_smoothing=0.1), opt, *dls, sched=sched, tfm=augment, progress=progress)
 
 def train(arch:str='better',      # 'simple' (the lesson's recipe) or 'better'
           epochs:int|None=None,   # Epochs; default from `DEFAULTS`
@@ -250,33 +300,106 @@ def train(arch:str='better',      # 'simple' (the lesson's recipe) or 'better'
           progress:str|None=None, # How `fit` shows progress: 'bars', 'lines' or 'none'
          ):
     "Train an `arch` CNN on `data` and return the model (in eval mode) and its history"
-    if arch not in ARCHS: raise ValueError(f"arch must be one of {list(ARCHS)}, got {arch!r}")
-    d = DEFAULTS[arch]
-    epochs = as_int(d['epochs'] if epochs is None else epochs, 'epochs', 1)
-    bs = as_int(d['bs'] if bs is None else bs, 'bs', 1)
-    lr = as_float(d['lr'] if lr is None else lr, 'lr')
-    seed = as_int(seed, 'seed', 0)
+    epochs, bs, lr = _settings(arch, epochs, bs, lr)
+    seed, progress = as_int(seed, 'seed', 0), _progress(progress)
     if n_train is not None: n_train = as_int(n_train, 'n_train', 1)
-    progress = _progress(progress)
-    x, y, xv, yv = load_mnist() if data is None else data
-    if n_train is not None: x, y = x[:n_train], y[:n_train]
+    dls = _loaders(data, n_train, bs)
     torch.manual_seed(seed)
-    train_ds, valid_ds = Dataset(x.view(-1, 1, 28, 28), y), Dataset(xv.view(-1, 1, 28, 28), yv)
-    train_dl, valid_dl = get_dls(train_ds, valid_ds, bs, collate_fn=collate_device)
     model = ARCHS[arch]()
     if convert is not None: model = convert(model)
-    model = model.to(def_device)
-    if arch == 'simple':
-        fit_sgd = lambda n, lr: fit(n, model, F.cross_entropy, optim.SGD(model.parameters(), lr=lr), train_dl, valid_dl, progress=progress)
-        hist = fit_sgd(max(epochs//2, 1), lr)
-        if epochs > 1: hist += fit_sgd(epochs - epochs//2, lr/4)
-        for i, h in enumerate(hist): h['epoch'] = i
-    else:
-        opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-        sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(train_dl))
-        hist = fit(epochs, model, partial(F.cross_entropy, label_smoothing=0.1), opt, train_dl, valid_dl, sched=sched, tfm=augment, progress=progress)
+    hist = (_fit_simple if arch == 'simple' else _fit_better)(model.to(def_device), epochs, lr, dls, progress)
     if plot: plot_history(hist)
     return model.eval(), hist
 
-# %% ../nbs/08_cnn.ipynb #433b7341
-add_param_docs(__name__)
+# %% ../nbs/08_cnn.ipynb #42201b96
+import copy
+from .harness import checker, Wrong, read_int, read_ints, read_number, same, safe_call, plain_tensor, describe, seeded, too
+
+# %% ../nbs/08_cnn.ipynb #25a65e6e
+_NFS = (8, 16, 32, 64)
+
+@checker
+def check_better_cnn_params(answer, # Your count of the parameters of `better_cnn((8, 16, 32, 64))`
+                           ) -> bool:
+    "CNN: the number of parameters of `better_cnn(nfs=(8, 16, 32, 64))` for 28x28 digits"
+    n = read_int(answer)
+    m = better_cnn(_NFS)
+    want = sum(p.numel() for p in m.parameters())
+    if n == want: return "right: no convolution has a bias (batchnorm's shift replaces it), and batchnorm's running statistics are buffers, not parameters"
+    nb = sum(l.num_features for l in m.modules() if isinstance(l, nn.BatchNorm2d))
+    hints = {want + nb: "you counted a bias for every convolution: conv_bn drops it, since batchnorm subtracts the mean anyway",
+             want + 2*nb: "you counted batchnorm's running mean and variance: they are buffers, updated in training but not learned",
+             want + 3*nb: "conv_bn has no conv bias, and batchnorm's running statistics are buffers, not parameters",
+             want - 2*nb: "batchnorm learns a scale and a shift for each channel: count them",
+             want - m[-1].weight.numel() + _NFS[-1]*3*3*10: "the grid shrinks 28, 14, 7, then 7 halves to 4, rounding up (conv_out_size)"}
+    raise Wrong(hints.get(n, f"{too(n, want)}: count layer by layer, a weight [nf, ni, k, k] per conv, two numbers per batchnorm channel, and the linear head"))
+
+@checker
+def check_simple_cnn_sizes(answer, # The square input sizes n from 1 to 64 for which `simple_cnn()` returns `[N, 10]`: a set, list or range
+                          ) -> bool:
+    "CNN: for which n in 1..64 does `simple_cnn()` map an `[N, 1, n, n]` batch to `[N, 10]`, one score per class?"
+    got = set(read_ints(answer, 'your sizes', most=64))
+    if not got <= set(range(1, 65)): raise Wrong("only sizes from 1 to 64 count: leave the others out")
+    m, want, shapes = simple_cnn(), set(), {}
+    with torch.no_grad():
+        for n in range(1, 65):
+            shapes[n] = tuple(m(torch.zeros(1, 1, n, n)).shape)
+            if shapes[n] == (1, 10): want.add(n)
+    if got == want: return f"right: every stride-2 layer halves the grid rounding up, so {len(want)} sizes end on a 1x1 grid"
+    extra, missing = sorted(got - want), want - got
+    msg = []
+    if extra: msg.append(f"{len(extra)} of your sizes {'gives' if len(extra) == 1 else 'give'} another shape (n={extra[0]} gives {list(shapes[extra[0]])})")
+    if missing: msg.append("you left out sizes that do give [N, 10]")
+    raise Wrong('; '.join(msg) + ": try simple_cnn()(torch.zeros(1, 1, n, n)).shape for a few n")
+
+# %% ../nbs/08_cnn.ipynb #dd14e05c
+def _linear_model(f, seed, bs, x):
+    "A `simple_cnn` made with `seed`, its outputs for `x`, and the model `f` makes of a copy of it, checked for its layers"
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        m = simple_cnn()
+    with torch.no_grad(): want = m(x)
+    new = safe_call(f, copy.deepcopy(m), where=f"simple_cnn initialised with seed {seed}")
+    if not isinstance(new, nn.Module): raise Wrong(f"your function should return a model (an nn.Module), got {describe(new)}")
+    if not any(isinstance(l, nn.Linear) and (l.in_features, l.out_features) == (64, 10) for l in new.modules()):
+        raise Wrong("your model has no nn.Linear(64, 10)")
+    if any(isinstance(l, nn.Conv2d) and l.out_channels == 10 for l in new.modules()):
+        raise Wrong("your model still has a convolution with 10 output channels: the linear layer should replace it")
+    return m, want, new
+
+@checker
+def check_conv_to_linear(f, # Your function: given a `simple_cnn`, it returns a model ending in `nn.Linear(64, 10)` with the same outputs
+                        ) -> bool:
+    "CNN: does `f(model)` replace `simple_cnn`'s last convolution with an `nn.Linear(64, 10)` that computes the same outputs?"
+    g = seeded()
+    for seed, bs in ((0, 5), (1, 1), (2, 3)):
+        x = torch.rand(bs, 1, 28, 28, generator=g)
+        m, want, new = _linear_model(f, seed, bs, x)
+        where = f"a batch of {bs} digits, simple_cnn initialised with seed {seed}"
+        with torch.no_grad(): got = safe_call(new, x, where=where, who='your model')
+        try: same(got, want, f"your model's output for {where},", tol=1e-5)
+        except Wrong as e:
+            if isinstance(got, torch.Tensor) and got.shape == want.shape and torch.allclose(plain_tensor(got) + m[4].bias, want, atol=1e-5):
+                raise Wrong(f"{e}; it is off by the last convolution's bias, exactly") from None
+            raise
+    return "right: on three random simple_cnns the linear layer gives the same outputs as the convolution it replaces"
+
+# %% ../nbs/08_cnn.ipynb #c98e3a97
+def _smoothed_entropy(eps, n=10, spread=None):
+    "The entropy of a label-smoothed target: `1-eps` on the true class plus `eps` spread over `spread` classes (all `n` by default)"
+    spread = spread or n
+    q = torch.full((n,), eps/spread, dtype=torch.float64)
+    q[0] = 1 - eps + (eps/spread if spread == n else 0)
+    return -(q*q.log()).sum().item()
+
+@checker
+def check_smoothing_floor(answer, # The lowest cross-entropy any model can score on a digit with `label_smoothing=0.2`, to 3 decimals
+                         ) -> bool:
+    "CNN: the floor of `F.cross_entropy(..., label_smoothing=0.2)` over 10 classes, to three decimal places"
+    x = read_number(answer)
+    want = _smoothed_entropy(0.2)   # the best prediction is the smoothed target itself, and the loss is then its entropy
+    if abs(x - want) < 5e-4: return "right: the best a model can do is predict the smoothed target, and then the loss is that target's entropy"
+    if abs(x - _smoothed_entropy(0.1)) < 5e-4: raise Wrong("that is the floor for label_smoothing=0.1, the chapter's value")
+    if abs(x - _smoothed_entropy(0.2, spread=9)) < 5e-4:
+        raise Wrong("PyTorch spreads the 0.2 over all ten classes, the true one included, not over the nine others")
+    raise Wrong(f"{too(x, want)}: write down the smoothed target q, and compute -sum(q * log(q))")

@@ -15,14 +15,13 @@ import torch.nn.functional as F
 from torchvision.io import read_image, ImageReadMode
 from torchvision.transforms.v2.functional import resize
 
-from .checks import check_conv, add_param_docs
+from .checks import as_float, as_int, check_conv
 from .plotting import show_image, subplots, set_alt
-from .kernels import corr2d, corr2d_planes
-from .strides_padding import conv_out_size
+from .kernels import corr2d
 
 # %% auto #0
 __all__ = ['PHOTO_NAME', 'photo_path', 'to_rgb', 'load_photo', 'show_channels', 'channel_responses', 'channelwise_conv',
-           'conv_nparams']
+           'conv_nparams', 'check_color_params', 'check_grey_weights', 'check_greenness']
 
 # %% ../nbs/11_color.ipynb #ba46f484
 PHOTO_NAME = 'grace_hopper.jpg'
@@ -48,17 +47,20 @@ def to_rgb(im:torch.Tensor # Image shaped [H,W], [C,H,W] or [N,C,H,W] with C in 
     return im
 
 # %% ../nbs/11_color.ipynb #7408619a
+def _read_image(path):
+    "The image file at `path` as a `uint8` tensor [C,H,W], channels as stored"
+    with warnings.catch_warnings():  # torchvision 0.29 marks its image decoders deprecated (TorchCodec replaces them)
+        warnings.simplefilter('ignore', DeprecationWarning)
+        return read_image(str(path), mode=ImageReadMode.UNCHANGED)
+
 def load_photo(path:str|Path|None=None, # Image file to read; the matplotlib sample photo if None
                scale:float=1.0,               # Resize factor for height and width, in (0, 1]
               ) -> torch.Tensor:
     "An RGB photo as a `uint8` tensor shaped [3,H,W]"
-    if not 0 < scale <= 1: raise ValueError(f"load_photo wants 0 < scale <= 1, got scale={scale}")
+    if not 0 < as_float(scale, 'scale') <= 1: raise ValueError(f"load_photo wants 0 < scale <= 1, got scale={scale}")
     path = photo_path() if path is None else Path(path)
     if not path.exists(): raise FileNotFoundError(f"no image file at {path}")
-    with warnings.catch_warnings():  # torchvision 0.29 marks its image decoders deprecated (TorchCodec replaces them)
-        warnings.simplefilter('ignore', DeprecationWarning)
-        im = read_image(str(path), mode=ImageReadMode.UNCHANGED)
-    im = to_rgb(im)
+    im = to_rgb(_read_image(path))
     if scale != 1:
         h, w = im.shape[-2:]
         im = resize(im, [max(1, round(h*scale)), max(1, round(w*scale))], antialias=True)
@@ -81,20 +83,12 @@ def show_channels(im:torch.Tensor, # Image shaped [H,W] or [C,H,W] with C in 1..
     return axs[0]
 
 # %% ../nbs/11_color.ipynb #bb2cec33
-def _responses(x, weight):
-    "`channel_responses` without the checks"
-    nf, ni, kh, kw = weight.shape
-    res = x.new_empty(*x.shape[:-3], nf, ni, conv_out_size(x.shape[-2], kh), conv_out_size(x.shape[-1], kw))
-    for o in range(nf):
-        for i in range(ni): res[..., o, i, :, :] = corr2d_planes(x[..., i, :, :], weight[o, i])
-    return res
-
 def channel_responses(x:torch.Tensor,     # Input shaped [ch_in,H,W] or [N,ch_in,H,W]
                       weight:torch.Tensor # Kernels shaped [ch_out,ch_in,kh,kw]
                      ) -> torch.Tensor:
     "Each kernel `weight[o,i]` applied to its own input channel: [(N,) ch_out, ch_in, H', W']"
     check_conv(x, weight, unbatched=True)
-    return _responses(x, weight)
+    return corr2d(x[..., None, :, :, :], weight)
 
 def channelwise_conv(x:torch.Tensor,               # Input shaped [ch_in,H,W] or [N,ch_in,H,W]
                      weight:torch.Tensor,          # Kernels shaped [ch_out,ch_in,kh,kw]
@@ -102,7 +96,7 @@ def channelwise_conv(x:torch.Tensor,               # Input shaped [ch_in,H,W] or
                     ) -> torch.Tensor:
     "Multi-channel convolution: a 2-D convolution per input channel, summed over channels, plus bias"
     check_conv(x, weight, bias, unbatched=True)
-    res = _responses(x, weight)
+    res = corr2d(x[..., None, :, :, :], weight)
     if x.shape[-3] == 0: return x.new_empty(*x.shape[:-3], 0, *res.shape[-2:])  # as F.conv2d: no input channels, no output channels
     res = res.sum(-3)
     return res if bias is None else res + bias[:, None, None]
@@ -114,9 +108,74 @@ def conv_nparams(ni:int,          # Input channels (ch_in)
                  bias:bool=True   # Count the ch_out bias values too
                 ) -> int:
     "Number of parameters of a `ks`x`ks` convolution from `ni` to `nf` channels"
-    for n, v in (('ni', ni), ('nf', nf), ('ks', ks)):
-        if not isinstance(v, int) or v < 1: raise ValueError(f"conv_nparams wants a positive int {n}, got {n}={v!r}")
+    ni, nf, ks = as_int(ni, 'ni', 1), as_int(nf, 'nf', 1), as_int(ks, 'ks', 1)
     return nf*ni*ks*ks + (nf if bias else 0)
 
-# %% ../nbs/11_color.ipynb #12656469
-add_param_docs(__name__)
+# %% ../nbs/11_color.ipynb #125bff56
+from .harness import checker, Wrong, read_ints, read_tensor, same, safe_call, describe, seeded, too
+
+# %% ../nbs/11_color.ipynb #ab160d90
+@checker
+def check_color_params(answer, # Your `(count on a 224x224 image, count on a 32x32 image)` for a 5x5 conv from RGB to 32 channels, with bias
+                      ) -> bool:
+    "Colour: the parameters of a 5x5 convolution from 3 to 32 channels with bias, on a 224x224 image and on a 32x32 one"
+    a, b = read_ints(answer, 'your answer (on 224x224, on 32x32)', n=2)
+    want = conv_nparams(3, 32, ks=5)
+    if (a, b) == (want, want): return "right, and the same for both: the kernels slide over the image, so its size never enters the count"
+    if a != b: raise Wrong("your two counts differ: does the size of the image change the number of weights in a kernel?")
+    hints = {want - 32: "count the biases too, one per output channel",
+             32*25 + 32: "each of the 32 kernels has one 5x5 grid per input channel",
+             32*3*25*3 + 32: "the kernel has one 5x5 grid per input channel, not per channel and colour"}
+    raise Wrong(hints.get(a, f"{too(a, want)}: a weight [ch_out, ch_in, k, k], plus a bias [ch_out]"))
+
+@checker
+def check_grey_weights(f, # Your function: given a weight `[nf, 3, kh, kw]`, the weight `[nf, 1, kh, kw]` that gives the same output on grey images
+                      ) -> bool:
+    "Colour: does `f(w)` give a one-channel weight whose convolution of a grey image equals `w`'s convolution of the image made RGB?"
+    g = seeded()
+    for shape, dt in (((4, 3, 3, 3), torch.float32), ((1, 3, 1, 1), torch.float32), ((2, 3, 2, 5), torch.float32), ((3, 3, 4, 4), torch.float64)):
+        w, b = torch.randn(*shape, generator=g, dtype=dt), torch.randn(shape[0], generator=g, dtype=dt)
+        grey = torch.rand(1, 9, 10, generator=g, dtype=dt)
+        want = channelwise_conv(to_rgb(grey), w, b)
+        where = f"w of shape {shape}" + (' (float64)' if dt == torch.float64 else '')
+        wg = safe_call(f, w.clone(), where=where)
+        if not isinstance(wg, torch.Tensor): raise Wrong(f"your function should return a tensor, got {describe(wg)} for {where}")
+        wg = read_tensor(wg, f"your weight for {where}")
+        if tuple(wg.shape) != (shape[0], 1, *shape[2:]):
+            raise Wrong(f"for {where} your weight has shape {tuple(wg.shape)}; a grey image has one channel, so it needs {(shape[0], 1, *shape[2:])}")
+        same(channelwise_conv(grey, wg.to(dt), b), want, f"the convolution of a grey image with your weight, for {where},")
+    return "right: on a grey image the three colour planes are equal, so the three kernels act on the same plane and add up"
+
+# %% ../nbs/11_color.ipynb #8b0a2297
+def _colour_step(top, bottom, h, w):
+    "An RGB image `[3, h, w]`: colour `top` above the middle row, colour `bottom` from it down"
+    im = torch.empty(3, h, w, dtype=torch.float64)
+    im[:, :h//2], im[:, h//2:] = torch.tensor(top, dtype=torch.float64)[:, None, None], torch.tensor(bottom, dtype=torch.float64)[:, None, None]
+    return im
+
+_GREEN_STEPS = (('green grows going down', (.5, .2, .5), (.5, .8, .5), 1), ('green falls going down', (.5, .8, .5), (.5, .2, .5), -1),
+                ('red grows going down', (.2, .5, .5), (.8, .5, .5), -1), ('blue grows going down', (.5, .5, .2), (.5, .5, .8), -1))
+
+@checker
+def check_greenness(kernel, # Your greenness top-edge kernel, a tensor `[1, 3, kh, kw]` (one feature from R, G, B)
+                   ) -> bool:
+    "Colour: is `kernel` a top-edge detector for greenness: 0 on grey images and on rows that don't change, positive where green grows going down?"
+    k = read_tensor(kernel, 'your kernel', ndim=4)
+    if tuple(k.shape[:2]) != (1, 3): raise Wrong(f"your kernel has shape {tuple(k.shape)}: it should be [1, 3, kh, kw], one feature from three colour channels")
+    kh, kw = k.shape[-2:]
+    if kh < 2: raise Wrong(f"a kernel {kh} row high can't see a change going down")
+    h, w, g = kh + 8, kw + 8, seeded()
+    resp = lambda im: channelwise_conv(im, k)[0]
+    tol = 1e-6*k.abs().sum().item()   # float32 weights such as 1/3 are only that close
+    grey = to_rgb(torch.rand(1, h, w, generator=g, dtype=torch.float64))
+    if resp(grey).abs().max() > tol:
+        raise Wrong(f"on a grey image (red = green = blue) your kernel responds, up to {resp(grey).abs().max().item():.3g}: a change of brightness alone should give 0")
+    rows = torch.rand(3, 1, w, generator=g, dtype=torch.float64).expand(3, h, w)
+    if resp(rows).abs().max() > tol: raise Wrong("your kernel responds to an image whose rows are all alike: it should only see changes going down")
+    for name, top, bottom, sign in _GREEN_STEPS:
+        r = resp(_colour_step(top, bottom, h, w))*sign
+        r = torch.where(r.abs() <= tol, 0., r)   # rounding noise reads as 0
+        if r.max() <= 0 or r.min() < 0:
+            raise Wrong(f"where {name}, your kernel's response runs from {(sign*r).min().item():.3g} to {(sign*r).max().item():.3g}: "
+                        f"it should be {'positive' if sign > 0 else 'negative'} (or 0) everywhere, and not 0 everywhere")
+    return "right: blind to brightness and to anything that doesn't change going down, positive where green grows compared with red and blue"

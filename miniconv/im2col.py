@@ -10,13 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import as_int, as_pair, as_bool, check_conv, check_tensor, shape_str, add_param_docs
+from .checks import as_int, as_pair, as_bool, check_conv, check_tensor, shape_str
 from .kernels import conv_loop, left_edge
 from .strides_padding import conv_out_size, same_pads
 from .timing import time_interleaved, num_threads, CLOCKS
 
 # %% auto #0
-__all__ = ['im2col_loop', 'patches', 'im2col', 'col2im', 'conv2d', 'conv_specs', 'im2col_memory', 'conv_unfold', 'speed_table']
+__all__ = ['im2col_loop', 'patches', 'im2col', 'col2im', 'conv2d', 'conv_specs', 'im2col_memory', 'conv_unfold', 'speed_table',
+           'check_im2col_shape', 'check_im2col1d', 'check_conv_weight_grad', 'check_grouped_conv']
 
 # %% ../nbs/07_im2col.ipynb #02d3cd2e
 def _win_geometry(x, ks, stride, padding, dilation, ceil_mode=False):
@@ -458,5 +459,88 @@ def speed_table(specs:list,      # Convolution layers, as `conv_specs` gives the
         for i, s in enumerate(specs): rows += _layer_rows(s, i == 0, methods, g, bs, time)
     return _with_totals(pd.DataFrame(rows).set_index(['case', 'pass']), specs, f'{name}, bs={bs}')
 
-# %% ../nbs/07_im2col.ipynb #2bc6adcb
-add_param_docs(__name__)
+# %% ../nbs/07_im2col.ipynb #35f7e950
+from .harness import checker, Wrong, Forbid, TORCH_CONVS, read_ints, expect, seeded, with_dtypes, named_shapes, too
+
+# %% ../nbs/07_im2col.ipynb #cc325252
+_ALEX = dict(bs=128, ni=3, n=224, ks=11, stride=4, padding=2)   # AlexNet's first layer, on a batch of 224x224 RGB crops
+
+def _alex_hints(got, want, C, kh, kw, oh):
+    "What each wrong number of an answer `(N, rows, columns)` suggests"
+    a = _ALEX
+    side = lambda **kw: conv_out_size(a['n'], a['ks'], **{**dict(stride=a['stride'], padding=a['padding']), **kw})**2
+    cols = {side(padding=0): "you left out the padding: 2 rows and columns of zeros on every side",
+            side(stride=1): "the windows move 4 pixels at a time, not 1", side(stride=1, padding=0): "the windows move 4 pixels at a time, and there is padding",
+            (a['n']//a['stride'])**2: "too many windows: the last one must fit inside the padded image, so the output-size formula rounds down",
+            oh: "a column per window of the whole image, not of one row"}
+    rows = {kh*kw: "every column holds the window of each of the input channels", C: "every column holds a whole window, not one pixel per channel",
+            C*kh: "a window has kh*kw taps"}
+    bad = []
+    if got[0] != want[0]: bad.append("the batch axis stays as it is: one matrix per image")
+    if got[1] != want[1]: bad.append(rows.get(got[1], f"the number of rows is {too(got[1], want[1])}"))
+    if got[2] != want[2]: bad.append(cols.get(got[2], f"the number of columns is {too(got[2], want[2])}"))
+    return bad
+
+@checker
+def check_im2col_shape(answer, # Your `(N, rows, columns)`: the shape of `im2col(x, 11, stride=4, padding=2)` for `x` of shape `[128, 3, 224, 224]`
+                      ) -> bool:
+    "im2col: the shape of the im2col matrix of AlexNet's first layer, an 11x11 stride-4 convolution with padding 2, on 128 RGB images of 224x224"
+    got = read_ints(answer, 'your shape (N, rows, columns)', n=3)
+    a = _ALEX
+    _, C, kh, kw, oh, ow = patches(torch.zeros(1, a['ni'], a['n'], a['n']), a['ks'], a['stride'], a['padding']).shape
+    want = [a['bs'], C*kh*kw, oh*ow]
+    if got == want: return "right: a row for each tap of the window in every channel, a column for each window"
+    if got == [want[0], want[2], want[1]]: raise Wrong("your rows and columns are swapped: im2col makes every window a column, with a row per tap")
+    ok = [nm for nm, v, t in zip(('batch size', 'number of rows', 'number of columns'), got, want) if v == t]
+    raise Wrong('; '.join(_alex_hints(got, want, C, kh, kw, oh)) + (f" (the {' and the '.join(ok)} {'is' if len(ok) == 1 else 'are'} right)" if ok else ''))
+
+# %% ../nbs/07_im2col.ipynb #8f81d1a0
+_NO_UNFOLD = Forbid(F.unfold, torch._C._nn.im2col, torch.ops.aten.im2col, im2col, patches, 'miniconv.im2col.im2col_loop')
+_NO_AUTOGRAD = Forbid(*TORCH_CONVS, conv2d, 'miniconv.im2col.conv_unfold', torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward)
+_NO_GROUPS = Forbid(*TORCH_CONVS, conv2d, 'miniconv.im2col.conv_unfold', when=lambda a: a.get('groups', 1) != 1, name='a convolution with groups > 1')
+
+@checker
+def check_im2col1d(f, # Your `im2col1d(x, ks, stride=1, padding=0, dilation=1)` for signals `x` `[N, C, L]` and an int `ks`: `[N, C*ks, out_len]`
+                  ) -> bool:
+    "im2col: does `f(x, ks, stride, padding, dilation)`, built without `F.unfold` or `im2col`, give what `F.unfold` gives for the `[N, C, 1, L]` view of 1-D signals?"
+    g = seeded()
+    cfgs = [((2, 3, 12), 3, 1, 0, 1), ((1, 1, 9), 4, 2, 1, 1), ((2, 2, 10), 3, 1, 2, 2), ((1, 4, 7), 7, 1, 0, 1), ((3, 1, 5), 1, 1, 0, 1),
+            ((1, 2, 11), 2, 3, 1, 2), ((2, 3, 6), 5, 2, 2, 1), ((1, 3, 13), 3, 2, 1, 3)]
+    for (xs, k, s, p, d), dt, note in with_dtypes(cfgs):
+        x = torch.randn(*xs, generator=g, dtype=dt)
+        where = f"x of shape {xs}, ks={k}, stride={s}, padding={p}, dilation={d}" + note
+        want = F.unfold(x[:, :, None], (1, k), dilation=(1, d), padding=(0, p), stride=(1, s))
+        expect(f, want, x, k, stride=s, padding=p, dilation=d, where=where, forbid=[_NO_UNFOLD])
+    return f"right on {len(cfgs)} configurations: strides, padding, dilation, a 1-tap kernel and one as long as the signal"
+
+@checker
+def check_conv_weight_grad(f, # Your `f(x, go, ks, stride=1, padding=0, dilation=1)`: the weight's gradient `[O, C, kh, kw]`, for `go` the output's `[N, O, oh, ow]`
+                          ) -> bool:
+    "im2col: does `f(x, go, ks, ...)`, built without autograd or a convolution, give the gradient for the weight of `F.conv2d(x, weight, ...)`, whose output has the gradient `go`?"
+    g = seeded()
+    cfgs = [((2, 3, 8, 8), 4, (3, 3), 1, 0, 1), ((3, 2, 9, 7), 5, (3, 2), 2, 1, 1), ((1, 4, 10, 10), 2, (2, 4), 1, 2, 2),
+            ((2, 1, 6, 6), 3, (1, 1), 1, 0, 1), ((4, 2, 5, 5), 1, (5, 5), 1, 0, 1), ((2, 3, 11, 9), 3, (3, 3), 3, 1, 2)]
+    for (xs, O, ks, s, p, d), dt, note in with_dtypes(cfgs):
+        x = torch.randn(*xs, generator=g, dtype=dt)
+        w = torch.zeros(O, xs[1], *ks, dtype=dt, requires_grad=True)   # the gradient does not depend on the weight's values
+        out = F.conv2d(x, w, stride=s, padding=p, dilation=d)
+        go = torch.randn(out.shape, generator=g, dtype=dt)
+        want, = torch.autograd.grad(out, w, go)
+        where = named_shapes(x=x, go=go) + f", ks={ks}, stride={s}, padding={p}, dilation={d}" + note
+        expect(f, want, x, go, ks, stride=s, padding=p, dilation=d, where=where, what='your gradient', forbid=[_NO_AUTOGRAD])
+    return f"right on {len(cfgs)} configurations: non-square kernels, strides, padding, dilation, a 1x1 kernel and one as large as the image"
+
+@checker
+def check_grouped_conv(f, # Your `f(x, w, b, groups)`: `F.conv2d(x, w, b, groups=groups)` as `groups` convolutions with `groups=1`, `b` a tensor or None
+                      ) -> bool:
+    "im2col: does `f(x, w, b, groups)`, from convolutions with `groups=1`, give `F.conv2d(x, w, b, groups=groups)`, for several group counts, with and without bias?"
+    g = seeded()
+    cfgs = [((2, 4, 7, 7), (6, 2, 3, 3), True, 2), ((1, 6, 5, 8), (6, 2, 3, 2), True, 3), ((2, 3, 6, 6), (3, 1, 3, 3), False, 3),
+            ((1, 4, 6, 6), (8, 4, 3, 3), True, 1), ((1, 6, 6, 6), (4, 3, 1, 1), True, 2), ((2, 8, 5, 5), (4, 2, 3, 3), False, 4),
+            ((1, 2, 9, 9), (6, 1, 4, 4), True, 2)]
+    for (xs, ws, has_b, G), dt, note in with_dtypes(cfgs):
+        x, w = torch.randn(*xs, generator=g, dtype=dt), torch.randn(*ws, generator=g, dtype=dt)
+        b = torch.randn(ws[0], generator=g, dtype=dt) if has_b else None
+        where = named_shapes(x=x, w=w) + f", {'a bias' if has_b else 'no bias'}, groups={G}" + note
+        expect(f, F.conv2d(x, w, b, groups=G), x, w, b, G, where=where, forbid=[_NO_GROUPS])
+    return f"right on {len(cfgs)} configurations: 1 to 4 groups, one or several kernels per group, depthwise, and no bias"

@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import tensor
 
-from .checks import as_int, check_fits, add_param_docs
+from .checks import as_int, check_2d, check_fits
 
 # %% auto #0
-__all__ = ['top_edge', 'left_edge', 'diag1_edge', 'diag2_edge', 'GREEK', 'apply_kernel', 'conv_loop', 'corr2d_planes', 'corr2d',
-           'conv_symbols', 'conv_equations', 'equation_strs', 'draw_viewpoints', 'convolve']
+__all__ = ['top_edge', 'left_edge', 'diag1_edge', 'diag2_edge', 'GREEK', 'apply_kernel', 'conv_loop', 'corr2d', 'conv_symbols',
+           'conv_equations', 'equation_strs', 'draw_viewpoints', 'convolve', 'check_conv_matrix_zeros',
+           'check_laplacian', 'check_corr1d', 'check_corr2d']
 
 # %% ../nbs/05_kernels.ipynb #ec626da4
 top_edge = tensor([[-1, -1, -1],
@@ -43,12 +44,6 @@ def _check_window(img, row, col, kernel):
         raise ValueError(f"the {kh}x{kw} window centred on row={row}, col={col} covers rows {r}..{r+kh-1}, cols {c}..{c+kw-1}, "
                          f"outside the image of shape {(h, w)}")
 
-def _apply_kernel(img, row, col, kernel):
-    "`apply_kernel` without the checks"
-    kh, kw = kernel.shape
-    r, c = row - kh//2, col - kw//2
-    return (img[r:r+kh, c:c+kw] * kernel).sum()
-
 def apply_kernel(img:torch.Tensor,    # 2-D image, shape (h, w)
                  row:int,             # Row of the window's centre
                  col:int,             # Column of the window's centre
@@ -56,7 +51,9 @@ def apply_kernel(img:torch.Tensor,    # 2-D image, shape (h, w)
                 ) -> torch.Tensor:
     "Sum of `kernel` times the window of `img` centred on (`row`, `col`): a 0-d tensor"
     check_fits(img, kernel); _check_window(img, row, col, kernel)
-    return _apply_kernel(img, row, col, kernel)
+    kh, kw = kernel.shape
+    r, c = row - kh//2, col - kw//2
+    return (img[r:r+kh, c:c+kw] * kernel).sum()
 
 # %% ../nbs/05_kernels.ipynb #d393c1cc
 def conv_loop(img:torch.Tensor,    # 2-D image, shape (h, w)
@@ -65,24 +62,17 @@ def conv_loop(img:torch.Tensor,    # 2-D image, shape (h, w)
     "Apply `kernel` at every position where it fits in `img`, with Python loops: shape (h-kh+1, w-kw+1)"
     check_fits(img, kernel)
     (h, w), (kh, kw) = img.shape, kernel.shape
-    return torch.stack([torch.stack([_apply_kernel(img, i+kh//2, j+kw//2, kernel) for j in range(w-kw+1)])
-                        for i in range(h-kh+1)])
+    return torch.stack([torch.stack([(img[i:i+kh, j:j+kw] * kernel).sum() for j in range(w-kw+1)]) for i in range(h-kh+1)])
 
 # %% ../nbs/05_kernels.ipynb #3824d5a9
-def corr2d_planes(img:torch.Tensor,    # Images, shape (..., h, w)
-                  kernel:torch.Tensor, # 2-D kernel, shape (kh, kw), no larger than an image
-                 ) -> torch.Tensor:
-    "`corr2d` of every `[h, w]` plane of `img`, with no argument checks: for callers that have checked their inputs once"
-    (h, w), (kh, kw) = img.shape[-2:], kernel.shape
-    oh, ow = h-kh+1, w-kw+1
-    return sum(kernel[u, v] * img[..., u:u+oh, v:v+ow] for u in range(kh) for v in range(kw))
-
-def corr2d(img:torch.Tensor,    # 2-D image, shape (h, w)
-           kernel:torch.Tensor, # 2-D kernel, shape (kh, kw), no larger than `img`
+def corr2d(img:torch.Tensor,    # Image (h, w), or a stack of them (..., h, w)
+           kernel:torch.Tensor, # Kernel (kh, kw) no larger than an image, or a stack of them (..., kh, kw)
           ) -> torch.Tensor:
-    "What `conv_loop` computes, as a sum of `kh*kw` shifted copies of `img` instead of a loop over positions"
-    check_fits(img, kernel)
-    return corr2d_planes(img, kernel)
+    "What `conv_loop` computes, as a sum of `kh*kw` shifted copies of `img`; leading axes broadcast, as in `img * kernel`"
+    check_fits(img, kernel, stack=True)
+    (h, w), (kh, kw) = img.shape[-2:], kernel.shape[-2:]
+    oh, ow = h-kh+1, w-kw+1
+    return sum(kernel[..., u, v, None, None] * img[..., u:u+oh, v:v+ow] for u in range(kh) for v in range(kw))
 
 # %% ../nbs/05_kernels.ipynb #26da5a39
 GREEK = 'αβγδεζηθικλμνξοπρστυφχψω'
@@ -114,6 +104,13 @@ def conv_equations(img:sympy.Matrix, # Image, (h, w)
     return sympy.Matrix(h-kh+1, w-kw+1, lambda i, j: sum(ker[u, v]*img[i+u, j+v] for u in range(kh) for v in range(kw)) + b)
 
 # %% ../nbs/05_kernels.ipynb #969622c5
+def _equation(e, o, ker, b):
+    "Output `o` = expression `e`, written weight first, term by term, as the lesson does"
+    e = sympy.expand(e)
+    terms = [f"{k}{e.coeff(k)}" for k in ker if e.coeff(k) != 0]
+    if b is not None and e.coeff(b) != 0: terms.append(str(b))
+    return f"{o} = " + ' + '.join(terms)
+
 def equation_strs(eqs:sympy.Matrix, # Outputs from `conv_equations`
                   out:sympy.Matrix, # Output names, same shape as `eqs`
                   ker:sympy.Matrix, # The kernel symbols used in `eqs`
@@ -121,13 +118,7 @@ def equation_strs(eqs:sympy.Matrix, # Outputs from `conv_equations`
                  ) -> list[str]:
     "Equations like 'P = αA + βB + γD + δE + b', one per output, row by row"
     if eqs.shape != out.shape: raise ValueError(f"eqs has shape {eqs.shape} but out has shape {out.shape}")
-    res = []
-    for e, o in zip(eqs, out):
-        e = sympy.expand(e)
-        terms = [f"{k}{e.coeff(k)}" for k in ker if e.coeff(k) != 0]
-        if b is not None and e.coeff(b) != 0: terms.append(str(b))
-        res.append(f"{o} = " + ' + '.join(terms))
-    return res
+    return [_equation(e, o, ker, b) for e, o in zip(eqs, out)]
 
 # %% ../nbs/05_kernels.ipynb #9123e1f7
 def _draw_grid(ax, labels, title=None, colors=None, fontsize=14):
@@ -141,6 +132,39 @@ def _draw_grid(ax, labels, title=None, colors=None, fontsize=14):
     ax.set_xlim(-0.1, nc+0.1); ax.set_ylim(-0.1, nr+0.1); ax.set_aspect('equal'); ax.axis('off')
     if title: ax.set_title(title)
 
+def _labels(m): return [[str(m[r, c]) for c in range(m.cols)] for r in range(m.rows)]
+
+def _draw_top(axd, img, ker, out, strs, kcol):
+    "The image, the kernel in its weights' colours, the outputs, and their equations"
+    _draw_grid(axd['image'], _labels(img), 'image')
+    _draw_grid(axd['kernel'], _labels(ker), 'kernel', [[kcol[k] for k in ker.row(r)] for r in range(ker.rows)])
+    _draw_grid(axd['output'], _labels(out), 'output')
+    ax = axd['equations']; ax.axis('off'); ax.set_title('equations')
+    for i, s in enumerate(strs): ax.text(0.02, 1-(i+0.5)/len(strs), s, fontsize=13, va='center', transform=ax.transAxes)
+
+def _draw_positions(axd, img, ker, out, kcol):
+    "The kernel laid on the image at each output's position: each covered pixel shows the weight it meets, in its colour"
+    for p, o in enumerate(out):
+        i, j = divmod(p, out.cols)
+        labels, colors = _labels(img), [[None]*img.cols for _ in range(img.rows)]
+        for u in range(ker.rows):
+            for v in range(ker.cols):
+                labels[i+u][j+v], colors[i+u][j+v] = f"{ker[u, v]}{img[i+u, j+v]}", kcol[ker[u, v]]
+        _draw_grid(axd[f'apply{p}'], labels, f'{o}: kernel at ({i}, {j})', colors, fontsize=12)
+
+def _draw_network(ax, img, ker, out, eqs, kcol):
+    "Pixels above outputs, and a line per weight from the pixel it multiplies to the output, in the weight's colour"
+    ax.axis('off'); ax.set_title('as a neural network')
+    xi = lambda t, m: (t+0.5)/len(m)
+    node = lambda x, y, s: ax.text(x, y, str(s), ha='center', va='center', fontsize=12, bbox=dict(boxstyle='circle', fc='white'))
+    for t, s in enumerate(img): node(xi(t, img), 1, s)
+    for t, (o, e) in enumerate(zip(out, eqs)):
+        node(xi(t, out), 0, o)
+        for k in ker: ax.plot([xi(list(img).index(sympy.expand(e).coeff(k)), img), xi(t, out)], [1, 0], color=kcol[k], lw=2, label=str(k))
+    hd = {l.get_label(): l for l in ax.get_lines()}
+    ax.legend(list(hd.values()), list(hd), loc='center left', bbox_to_anchor=(1, 0.5), frameon=False)
+    ax.set_xlim(0, 1); ax.set_ylim(-0.15, 1.15)
+
 def draw_viewpoints(h:int=3,         # Image height
                     w:int=3,         # Image width
                     ks:int=2,        # Kernel size
@@ -149,50 +173,107 @@ def draw_viewpoints(h:int=3,         # Image height
                    ):
     "Draw the viewpoints of a convolution of an `h`x`w` symbolic image with a `ks`x`ks` kernel; return (fig, dict of axes)"
     img, ker, b, out = conv_symbols(h, w, ks)
-    eqs = conv_equations(img, ker, b)
-    strs = equation_strs(eqs, out, ker, b)
-    (oh, ow), n = out.shape, len(out)
-    cols = plt.get_cmap(cmap)
+    eqs, cols, n = conv_equations(img, ker, b), plt.get_cmap(cmap), len(out)
     kcol = {k: cols(i % cols.N) for i, k in enumerate(ker)}
     nc = max(4, n)
-    top = ['image', 'kernel', 'output'] + ['equations']*(nc-3)
-    mosaic = [top, [f'apply{i}' for i in range(n)] + ['.']*(nc-n), ['network']*nc]
+    mosaic = [['image', 'kernel', 'output'] + ['equations']*(nc-3), [f'apply{i}' for i in range(n)] + ['.']*(nc-n), ['network']*nc]
     fig, axd = plt.subplot_mosaic(mosaic, figsize=figsize or (2.2*nc, 7.5), height_ratios=[1, 1, 1.1])
-    lab = lambda m: [[str(m[r, c]) for c in range(m.cols)] for r in range(m.rows)]
-    _draw_grid(axd['image'], lab(img), 'image')
-    _draw_grid(axd['kernel'], lab(ker), 'kernel', [[kcol[ker[r, c]] for c in range(ks)] for r in range(ks)])
-    _draw_grid(axd['output'], lab(out), 'output')
-    ax = axd['equations']; ax.axis('off'); ax.set_title('equations')
-    for i, s in enumerate(strs): ax.text(0.02, 1-(i+0.5)/n, s, fontsize=13, va='center', transform=ax.transAxes)
-    for p, (o, e) in enumerate(zip(out, eqs)):
-        i, j = divmod(p, ow)
-        labels, colors = [[str(img[r, c]) for c in range(w)] for r in range(h)], [[None]*w for _ in range(h)]
-        for u in range(ks):
-            for v in range(ks):
-                k = ker[u, v]
-                labels[i+u][j+v] = f"{k}{img[i+u, j+v]}"
-                colors[i+u][j+v] = kcol[k]
-        _draw_grid(axd[f'apply{p}'], labels, f'{o}: kernel at ({i}, {j})', colors, fontsize=12)
-    ax = axd['network']; ax.axis('off'); ax.set_title('as a neural network')
-    xi = lambda t, m: (t+0.5)/m
-    for t, s in enumerate(img): ax.text(xi(t, len(img)), 1, str(s), ha='center', va='center', fontsize=12, bbox=dict(boxstyle='circle', fc='white'))
-    for t, (o, e) in enumerate(zip(out, eqs)):
-        ax.text(xi(t, n), 0, str(o), ha='center', va='center', fontsize=12, bbox=dict(boxstyle='circle', fc='white'))
-        for k in ker:
-            s = sympy.expand(e).coeff(k)
-            ax.plot([xi(list(img).index(s), len(img)), xi(t, n)], [1, 0], color=kcol[k], lw=2, label=str(k))
-    hd = {l.get_label(): l for l in ax.get_lines()}
-    ax.legend(list(hd.values()), list(hd), loc='center left', bbox_to_anchor=(1, 0.5), frameon=False)
-    ax.set_xlim(0, 1); ax.set_ylim(-0.15, 1.15)
+    _draw_top(axd, img, ker, out, equation_strs(eqs, out, ker, b), kcol)
+    _draw_positions(axd, img, ker, out, kcol)
+    _draw_network(axd['network'], img, ker, out, eqs, kcol)
     return fig, axd
 
 # %% ../nbs/05_kernels.ipynb #2cadcd21
-def convolve(img:torch.Tensor,    # 2-D image, shape (h, w)
-             kernel:torch.Tensor, # 2-D kernel, shape (kh, kw), no larger than `img`
+def convolve(img:torch.Tensor,    # Image (h, w), or a stack of them (..., h, w)
+             kernel:torch.Tensor, # 2-D kernel, shape (kh, kw), no larger than an image
             ) -> torch.Tensor:
     "True convolution (the kernel flipped on both axes) at every position where `kernel` fits in `img`: shape (h-kh+1, w-kw+1)"
-    check_fits(img, kernel)
-    return corr2d_planes(img, kernel.flip(0, 1))
+    return corr2d(img, check_2d(kernel, 'kernel').flip(0, 1))
 
-# %% ../nbs/05_kernels.ipynb #3ebb3465
-add_param_docs(__name__)
+# %% ../nbs/05_kernels.ipynb #74a1a90f
+from .harness import checker, Wrong, Forbid, TORCH_CONVS, ARRAY_CONVS, read_int, read_tensor, same, expect, seeded, with_dtypes, named_shapes, too
+
+# %% ../nbs/05_kernels.ipynb #99d77ef3
+@checker
+def check_conv_matrix_zeros(answer, # Your count of zero entries in the matrix of a 3x3 kernel sliding over a 5x7 image
+                           ) -> bool:
+    "Kernels: how many entries of the matrix (the Jacobian) of a 3x3 cross-correlation of a 5x7 image are zero?"
+    n = read_int(answer)
+    k = torch.rand(3, 3, generator=seeded(), dtype=torch.float64) + 0.5           # no weight is 0
+    img = torch.rand(5, 7, generator=seeded(1), dtype=torch.float64)
+    J = torch.autograd.functional.jacobian(lambda x: corr2d(x, k).flatten(), img).reshape(-1, img.numel())
+    zeros = int((J == 0).sum())
+    if n == zeros: return f"right: each of the {J.shape[0]} rows (outputs) of the {J.shape[0]}x{J.shape[1]} matrix holds the {k.numel()} weights once, and zeros elsewhere"
+    if n == J.numel() - zeros: raise Wrong("that is the number of non-zero entries; the question asks for the zeros")
+    raise Wrong(f"{too(n, zeros)}: count the rows (one per output) and the columns (one per pixel) first, then the weights in each row")
+
+# %% ../nbs/05_kernels.ipynb #5085a6a1
+_MONOS = [(2, 0), (0, 2), (1, 1), (3, 0), (0, 3), (2, 1), (1, 2), (1, 0), (0, 1), (0, 0)]  # (power of r, power of c)
+
+def _poly(coef, r, c):
+    "The polynomial `sum(a * r**p * c**q)` over `_MONOS`, and its Laplacian"
+    f = sum(a*r**p*c**q for a, (p, q) in zip(coef, _MONOS))
+    lap = sum(a*(p*(p-1)*r**max(p-2, 0)*c**q + q*(q-1)*r**p*c**max(q-2, 0)) for a, (p, q) in zip(coef, _MONOS))
+    return f, lap
+
+def _poly_str(coef):
+    "A polynomial of `_MONOS` as text, like 'r² + c²'"
+    sup, terms = {1: '', 2: '²', 3: '³'}, []
+    for a, (p, q) in zip(coef, _MONOS):
+        if a == 0: continue
+        m = ''.join(f"{v}{sup[e]}" for v, e in (('r', p), ('c', q)) if e) or '1'
+        num = f'{abs(a):g}'
+        terms.append(f"{'-' if a < 0 else '+'} " + (num if m == '1' else m if abs(a) == 1 else num + m))
+    return ' '.join(terms).lstrip('+ ') or '0'
+
+def _laplacian_tries(k, n):
+    "`corr2d` of `k` on polynomial images of side `n`, the Laplacians under its centre, and the polynomials' coefficients"
+    (kh, kw), g = k.shape, seeded()
+    r, c = torch.meshgrid(torch.arange(n, dtype=torch.float64), torch.arange(n, dtype=torch.float64), indexing='ij')
+    tries = [[1, 1] + [0]*8, [1] + [0]*9] + [torch.randint(-3, 4, (len(_MONOS),), generator=g).tolist() for _ in range(4)]
+    rc, cc = r[kh//2:n-kh//2, kw//2:n-kw//2], c[kh//2:n-kh//2, kw//2:n-kw//2]   # the pixels under the kernel's centre
+    got = torch.stack([corr2d(_poly(coef, r, c)[0], k) for coef in tries])
+    return got, torch.stack([_poly(coef, rc, cc)[1] for coef in tries]), tries
+
+@checker
+def check_laplacian(kernel, # Your Laplacian kernel: a 2-D tensor (or nested list) with odd height and width, such as 3x3
+                   ) -> bool:
+    "Kernels: does `corr2d(img, kernel)` give the Laplacian f_rr + f_cc when `img` holds samples of a polynomial of degree up to 3?"
+    k = read_tensor(kernel, 'your kernel', ndim=2)
+    (kh, kw), n = k.shape, max(k.shape) + 8
+    if kh % 2 == 0 or kw % 2 == 0: raise Wrong(f"your kernel has shape {(kh, kw)}: give it odd sides, so that it has a centre pixel")
+    tol = 1e-6*k.abs().sum().item()   # float32 weights such as 1/3 are only that close
+    ones = corr2d(torch.ones(n, n, dtype=torch.float64), k)
+    if ones.abs().max() > tol: raise Wrong(f"on an image of ones your kernel gives {ones[0, 0].item():.4g}, but a constant has no curvature")
+    got, want, tries = _laplacian_tries(k, n)
+    try: same(got, want, 'on these polynomials your results', tol=1e-6)
+    except Wrong as e:
+        if 'times what' in str(e): raise
+        t, i, j = (got - want).abs().gt(1e-6*want.abs().max()).nonzero()[0].tolist()
+        raise Wrong(f"on img[r, c] = {_poly_str(tries[t])}, your kernel gives {got[t, i, j].item():.4g} at output [{i}, {j}], "
+                    f"the pixel r={i + kh//2}, c={j + kw//2} under its centre: work out f_rr + f_cc there by hand and compare") from None
+    return f"right: exact on {len(tries)} polynomials (r² + c², r², and random cubics), and 0 on a constant"
+
+# %% ../nbs/05_kernels.ipynb #7c79218f
+_NO_CORR = Forbid(*TORCH_CONVS, *ARRAY_CONVS, corr2d, conv_loop, convolve)   # what would do the whole job
+
+@checker
+def check_corr1d(f, # Your function `corr1d(x, k)`: the cross-correlation of 1-D tensors `x` and `k`, at every position where `k` fits
+                ) -> bool:
+    "Kernels: does `f(x, k)`, built without a convolution function, give what `corr2d` gives for a one-row image, for many lengths?"
+    g, cfgs = seeded(), [(12, 3), (9, 4), (7, 1), (5, 5), (1, 1), (20, 2), (11, 6), (13, 3)]
+    for (n, m), dt, note in with_dtypes(cfgs):
+        x, k = torch.randn(n, generator=g, dtype=dt), torch.randn(m, generator=g, dtype=dt)
+        where = f"a signal of length {n} and a kernel of length {m}" + note
+        expect(f, corr2d(x[None], k[None])[0], x, k, where=where, forbid=[_NO_CORR])
+    return f"right on {len(cfgs)} signals, with kernels of one tap and kernels as long as the signal"
+
+@checker
+def check_corr2d(f, # Your function `f(img, kernel)` for 2-D tensors, computing what `corr2d` computes (for example with an FFT)
+                ) -> bool:
+    "Kernels: does `f(img, kernel)`, built without a convolution function, give what `corr2d` gives, for images and kernels of many shapes?"
+    g, cfgs = seeded(), [((28, 28), (3, 3)), ((9, 13), (4, 2)), ((6, 6), (6, 6)), ((5, 7), (1, 1)), ((1, 9), (1, 4)), ((16, 11), (5, 3))]
+    for (s, ks), dt, note in with_dtypes(cfgs):
+        img, k = torch.randn(*s, generator=g, dtype=dt), torch.randn(*ks, generator=g, dtype=dt)
+        expect(f, corr2d(img, k), img, k, where=named_shapes(img=img, kernel=k) + note, forbid=[_NO_CORR])
+    return f"right on {len(cfgs)} image and kernel shapes, a kernel as large as the image and a 1x1 kernel included"

@@ -13,14 +13,15 @@ import torch.nn.functional as F
 from torch import nn, optim
 from torch.nn.utils import parametrize
 
-from .checks import as_int, as_pair, as_bool, add_param_docs
+from .checks import as_int, as_pair, as_bool
 from .im2col import conv2d
 from .pooling import max_pool2d, avg_pool2d
 from .cnn import ARCHS, train
 from .timing import time_interleaved, num_threads, CLOCKS
 
 # %% auto #0
-__all__ = ['CONVS', 'Conv2d', 'MaxPool2d', 'AvgPool2d', 'to_ours', 'to_torch', 'train_on', 'step_times']
+__all__ = ['CONVS', 'Conv2d', 'MaxPool2d', 'AvgPool2d', 'to_ours', 'to_torch', 'train_on', 'step_times', 'check_state_dict_keys',
+           'check_conv1d_layer']
 
 # %% ../nbs/14_layers.ipynb #1f512727
 for _f in ('conv2d', 'max_pool2d', 'avg_pool2d'): torch.fx.wrap(_f)  # torch.fx records a call to our op, instead of tracing into its checks
@@ -161,5 +162,110 @@ def step_times(arch:str='simple', # A key of `ARCHS`: 'simple' or 'better'
     with num_threads(threads or None):
         return time_interleaved({'torch': step(copy.deepcopy(model)), 'ours': step(to_ours(model))}, repeats, clock=clock)
 
-# %% ../nbs/14_layers.ipynb #eea03689
-add_param_docs(__name__)
+# %% ../nbs/14_layers.ipynb #892a368a
+import warnings
+from .harness import checker, Wrong, Forbid, TORCH_CONVS, read_strs, same, safe_call, plain_tensor, describe, seeded, with_dtypes, shown
+
+# %% ../nbs/14_layers.ipynb #e274c07a
+def _keys_model():
+    "The model of the layers chapter's state_dict exercise, with PyTorch's layers"
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Sequential(nn.Conv2d(8, 16, 3, bias=False), nn.BatchNorm2d(16), nn.ReLU()),
+                         nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16*6*6, 10))
+
+def _article(name): return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"
+
+def _extra_key(k, mods):
+    "Why `k` is not a key of the model whose modules by name are `mods`"
+    m = mods.get(k.rpartition('.')[0])
+    if m is None: return "no layer has that path: a key is a layer's name as print(model) shows it, a dot, and the tensor's name"
+    if not m.state_dict(): return f"{_article(type(m).__name__)} has no parameters or buffers"
+    if list(m.children()): return f"{_article(type(m).__name__)} holds other layers: a key names the path down to the layer that holds the tensor"
+    return f"look again at how that {type(m).__name__} was made"
+
+def _missing_keys(missing, mods):
+    "What the keys `missing` from an answer have in common"
+    kinds = sorted({type(mods[k.rpartition('.')[0]]).__name__ for k in missing})
+    hint = ''
+    if all(k.endswith('num_batches_tracked') for k in missing): hint = ": batchnorm also saves a count of the batches it has seen"
+    elif all(k.split('.')[-1] in ('running_mean', 'running_var', 'num_batches_tracked') for k in missing): hint = ": a state_dict holds the buffers too, not only the parameters"
+    return f"{len(missing)} {'key is' if len(missing) == 1 else 'keys are'} missing, of {' and '.join(map(_article, kinds))}" + hint
+
+@checker
+def check_state_dict_keys(answer, # Your keys of `to_ours(model).state_dict()` for the exercise's `model`, in any order: a list or set of strings
+                         ) -> bool:
+    "Layers: the keys of the `state_dict` of the exercise's model (conv, pool, a nested conv and batchnorm, pool, linear) after `to_ours`"
+    got = read_strs(answer, 'your keys')
+    if len(set(got)) != len(got): raise Wrong("a key appears twice in your answer: each key names one tensor")
+    model = to_ours(_keys_model())
+    want, mods = list(model.state_dict()), dict(model.named_modules())
+    if set(got) == set(want): return "right: only layers with parameters or buffers have keys, each named by its path in the model; to_ours keeps PyTorch's names"
+    extra, missing = [k for k in got if k not in want], [k for k in want if k not in got]
+    msgs = [f"{len(extra)} of your keys {'is' if len(extra) == 1 else 'are'} not in it ({shown(extra[0])}: {_extra_key(extra[0], mods)})"] if extra else []
+    if missing: msgs.append(_missing_keys(missing, mods))
+    raise Wrong('; '.join(msgs))
+
+# %% ../nbs/14_layers.ipynb #bbf56d13
+_C1D = [(3, 4, 3, 16, {}), (2, 6, 4, 15, dict(stride=2, padding=1)), (4, 4, 3, 12, dict(dilation=2, padding='same', groups=2)),
+        (3, 2, 5, 11, dict(padding=2, padding_mode='reflect', bias=False)), (2, 3, 1, 9, {}), (6, 6, 3, 10, dict(groups=6, padding=1)),
+        (2, 2, 4, 9, dict(padding='same')), (3, 5, 3, 13, dict(stride=2, padding=1, padding_mode='circular')), (2, 4, 7, 7, dict(bias=False))]
+_NO_TORCH_CONV = Forbid(*TORCH_CONVS)
+
+def _graph_names(t):
+    "The names of the autograd nodes that computed `t`"
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is not None and fn not in seen: seen.add(fn); todo += [n for n, _ in fn.next_functions]
+    return {type(fn).__name__ for fn in seen}
+
+def _conv2d_nodes():
+    "The names of the autograd nodes that miniconv's `conv2d` makes, on its plain path and on its depthwise one"
+    x = torch.zeros(1, 2, 3, 3, requires_grad=True)
+    return {type(conv2d(x, torch.zeros(nf, 2//gr, 1, 1), groups=gr).grad_fn).__name__ for nf, gr in ((1, 1), (2, 2))}
+
+def _call_desc(name, *args, **kw): return f"{name}(" + ', '.join([*map(str, args), *(f"{k}={v!r}" for k, v in kw.items())]) + ")"
+
+# %% ../nbs/14_layers.ipynb #64ca4005
+def _layer_pair(cls, ni, nf, ks, kw, dt):
+    "`nn.Conv1d` and the learner's layer, made with the same arguments, the learner's holding the first's weights"
+    made = _call_desc('Conv1d', ni, nf, ks, **kw)
+    ref = nn.Conv1d(ni, nf, ks, **kw).to(dt)
+    mine = safe_call(cls, ni, nf, ks, where=made, who='making your layer', **kw)
+    if not isinstance(mine, nn.Module): raise Wrong(f"your class should make a layer (an nn.Module), got {describe(mine)}")
+    safe_call(lambda: mine.to(dt).load_state_dict(ref.state_dict()), who=f"loading the state_dict of nn.{made} into your layer")
+    return ref, mine, made
+
+def _layer_grads(out, want, xm, xr, ref, mine, where, g):
+    "A `Wrong` unless the learner's layer's gradients for its input and parameters agree with `nn.Conv1d`'s"
+    pr, pm = dict(ref.named_parameters()), dict(mine.named_parameters())
+    if set(pm) != set(pr): raise Wrong(f"your layer's parameters are {sorted(pm)}, where nn.Conv1d's are {sorted(pr)} (for {where})")
+    go = torch.randn(want.shape, generator=g, dtype=want.dtype)
+    gm = safe_call(torch.autograd.grad, out, [xm, *(pm[n] for n in pr)], go, allow_unused=True, who="your layer's backward pass", forbid=[_NO_TORCH_CONV])
+    gr = torch.autograd.grad(want, [xr, *pr.values()], go)
+    for n, a, b in zip(['the input', *pr], gm, gr):
+        if a is None: raise Wrong(f"your layer's output does not depend on {n} (for {where})")
+        same(a, b, f"the gradient for {n}, for {where},")
+
+@checker
+def check_conv1d_layer(cls, # Your layer class, made as `nn.Conv1d` is: `cls(ni, nf, ks, stride=1, padding=0, dilation=1, groups=1, bias=True, padding_mode='zeros')`
+                      ) -> bool:
+    "Layers: does `cls` load `nn.Conv1d`'s `state_dict` and give its outputs and gradients, computed by miniconv's `conv2d`, not PyTorch's convolution?"
+    if not callable(cls): raise Wrong(f"expected a layer class, got {describe(cls)}")
+    g, ours = seeded(), _conv2d_nodes()
+    for i, ((ni, nf, ks, L, kw), dt, note) in enumerate(with_dtypes(_C1D)):
+        torch.manual_seed(i)
+        ref, mine, made = _layer_pair(cls, ni, nf, ks, kw, dt)
+        where = f"{made} on x of shape {(2, ni, L)}" + note
+        x = torch.randn(2, ni, L, generator=g, dtype=dt)
+        xm, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out = safe_call(mine, xm, where=where, who='your layer', forbid=[_NO_TORCH_CONV])
+        with warnings.catch_warnings():  # PyTorch warns that an even kernel with padding='same' needs a padded copy
+            warnings.simplefilter('ignore')
+            want = ref(xr)
+        same(out, want, f"your layer's output for {where}")
+        out = plain_tensor(out, 'your output')
+        if not _graph_names(out) & ours:
+            raise Wrong(f"your layer's output is right, but miniconv's conv2d did not compute it (for {where}): the exercise asks for a layer on our convolution")
+        _layer_grads(out, want, xm, xr, ref, mine, where, g)
+    return f"right on {len(_C1D)} layers: strides, dilation, groups, padding='same' with an odd and an even kernel, reflect and circular padding, no bias"

@@ -14,11 +14,13 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .checks import as_int, check_2d, add_param_docs
+from .checks import as_int, check_2d
 
 # %% auto #0
-__all__ = ['set_alt', 'alt_text', 'retina_png', 'show_image', 'subplots', 'get_grid', 'show_images', 'show_kernel',
-           'show_kernels', 'live_frontend']
+__all__ = ['COLUMN_PX', 'LABEL_PX', 'CELL_PX', 'set_alt', 'alt_text', 'retina_png', 'show_image', 'subplots', 'get_grid',
+           'show_images', 'show_kernel', 'show_kernels', 'text_px', 'draw_conv_step', 'drawn_output', 'wide_figure',
+           'scroll_html', 'figure_html', 'steps_alt', 'show_steps', 'steps_gif', 'gif_html', 'live_frontend',
+           'step_explorer']
 
 # %% ../nbs/02_plotting.ipynb #3a30d598
 def set_alt(fig:Figure|Axes, # A matplotlib figure, or one of its axes
@@ -174,6 +176,269 @@ def show_kernels(ks:list,               # 2-D kernels
     for k, t, ax in zip_longest(ks, titles or [], axs): show_kernel(k, ax=ax, vmax=vmax, values=values, title=t)
     return axs
 
+# %% ../nbs/02_plotting.ipynb #e42e5e4d
+import base64, functools, html, sys, tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+from matplotlib.animation import PillowWriter
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PatchCollection
+from matplotlib.patches import FancyArrowPatch, Rectangle
+from matplotlib.path import Path as MPath
+from matplotlib.text import Text
+
+from .checks import as_float, check_out_path
+
+# %% ../nbs/02_plotting.ipynb #0ebd709c
+COLUMN_PX = 620    # widest a figure may be, in CSS pixels, to show at its natural size in the site's text column
+LABEL_PX = 10.5    # height of the smallest label, the weights, on the page, in CSS pixels
+CELL_PX = (26, 34) # smallest cell that holds a value and a weight label side by side, and the largest we draw
+
+def text_px(fig:Figure, # A matplotlib figure, such as `show_steps` draws
+           )->list:
+    "`(text, px)` for each text a reader sees in `fig`: its font size in CSS pixels where a page shows it"
+    nat = fig.get_tightbbox().width*fig.dpi   # notebooks save the tight box, shown at this width unless the column is narrower
+    scale = min(1, COLUMN_PX/nat)
+    off = {id(t) for ax in fig.axes if not ax.axison for a in (ax.xaxis, ax.yaxis) for t in a.findobj(Text)}  # not drawn
+    return [(t.get_text(), t.get_fontsize()*fig.dpi/72*scale) for t in fig.findobj(Text)
+            if t.get_visible() and t.get_text() and id(t) not in off]
+
+# %% ../nbs/02_plotting.ipynb #e8527dd5
+_IN, _PAD, _WIN, _OUT, _CUR = '#deebf7', 'white', '#3182bd', '#c7e9c0', '#41ab5d'
+
+def _num(v): return f"{v:g}"
+def _out_shape(steps): return steps[-1].i + 1, steps[-1].j + 1
+
+def _squares(ax, x0, y0, nr, nc, **kw):
+    "A `PatchCollection` of `nr` by `nc` unit squares with its top-left corner at (`x0`, `y0`)"
+    pc = PatchCollection([Rectangle((x0 + c, y0 + r), 1, 1) for r in range(nr) for c in range(nc)], **kw)
+    ax.add_collection(pc, autolim=False)
+    return pc
+
+def _layout(h, wd, p, oh, ow, below=False):
+    "Where a drawing puts the output grid (`ox`, `oy`) and the arrow's way down (`xg`), and its width `w` and height `h`, in cells"
+    hp, wp = h + 2*p, wd + 2*p
+    if below: # the output under the input; the arrow comes down the right margin
+        ox = (wp - ow)/2
+        return SimpleNamespace(ox=ox, oy=hp + 1.3, xg=max(wp, ox + ow) + .45, w=max(wp, ox + ow) + 1.3, h=hp + oh + 2.6)
+    return SimpleNamespace(ox=wp + 1.5, oy=(hp - oh)/2, xg=wp + .75, w=wp + 1.9 + ow, h=max(hp, oh) + 1.3)
+
+def _below(h, wd, p, oh, ow):
+    "Whether the output must go under the input, because side by side the cells would be too small for their labels"
+    return _layout(h, wd, p, oh, ow).w*CELL_PX[0] > COLUMN_PX
+
+def _pt_per_px(fig, cell):
+    "Font points per CSS pixel for labels of `fig`, whose cells are `cell` pixels at its natural size"
+    nat = fig.get_figwidth()*fig.dpi      # a figure (and its 2x PNG) shows this many CSS pixels wide...
+    shrink = min(1, COLUMN_PX/nat)        # ...unless the column is narrower
+    # Labels keep their size on the page; only cells too small to hold them shrink them too
+    return 72/fig.dpi/shrink*min(1, cell*shrink/CELL_PX[0])
+
+# %% ../nbs/02_plotting.ipynb #3130d0b8
+def _conv_canvas(ax, x, w, steps, padding=0, u=0.72, below=False):
+    "Draw what stays still (padded input, empty output) on `ax`; return the artists `_conv_show_step` changes. `u`: points per page pixel"
+    (h, wd), (kh, kw), p = x.shape, w.shape, padding
+    hp, wp = h + 2*p, wd + 2*p
+    oh, ow = _out_shape(steps)
+    L = _layout(h, wd, p, oh, ow, below)
+    ax.clear(); ax.set_aspect('equal'); ax.axis('off')
+    ax.set_xlim(-0.2, L.w - 0.2); ax.set_ylim(L.h - 0.2, -0.2)
+    inside = [(p <= r < p + h and p <= c < p + wd) for r in range(hp) for c in range(wp)]
+    _squares(ax, 0, 0, hp, wp, facecolors=[_IN if o else _PAD for o in inside], edgecolors=['#6b8fb5' if o else '0.6' for o in inside],
+             linestyles=['-' if o else '--' for o in inside], linewidths=0.8)
+    for r in range(h):  # input values sit up and left in their cells, to leave the bottom-right corner to the weights
+        for c in range(wd): ax.text(p + c + .38, p + r + .42, _num(x[r, c].item()), ha='center', va='center', fontsize=12.5*u)
+    ax.text(wp/2, hp + .6, f"input {h}×{wd}, padding {p}", ha='center', va='center', fontsize=11*u)
+    ax.text(L.ox + ow/2, L.oy + oh + .6 if below else max(hp, oh) + .6, f"output {oh}×{ow}", ha='center', va='center', fontsize=11*u)
+    a = fc.AttrDict(ox=L.ox, oy=L.oy, xg=L.xg, steps=steps, arrow=None)
+    a.win = _squares(ax, 0, 0, kh, kw, facecolors=_WIN, alpha=0.45, edgecolors='navy', linewidths=1.2)
+    a.wtxt = [ax.text(0, 0, _num(w[r, c].item()), ha='right', va='bottom', fontsize=LABEL_PX*u, color='#08306b', fontweight='bold')
+              for r in range(kh) for c in range(kw)]
+    a.out = _squares(ax, L.ox, L.oy, oh, ow, facecolors='white', edgecolors='#238b45', linewidths=0.8)
+    a.otxt = [ax.text(L.ox + t.j + .5, L.oy + t.i + .5, _num(t.value), ha='center', va='center', fontsize=12.5*u, gid=f"out {t.i} {t.j}")
+              for t in steps]
+    return a
+
+def _conv_show_step(ax, a, k, done=None):
+    "Move the kernel of canvas `a` to step `k`; output cells before `done` (all if None) show their values"
+    steps = a.steps
+    done = len(steps) if done is None else done
+    s = steps[k]
+    taps = [(r, c) for r in s.rows for c in s.cols]
+    a.win.set_paths([Rectangle((c, r), 1, 1) for r, c in taps])
+    for t, (r, c) in zip(a.wtxt, taps): t.set_position((c + .95, r + .95))
+    a.out.set_facecolors([_CUR if n == k else (_OUT if n < done else 'white') for n in range(len(steps))])
+    for n, t in enumerate(a.otxt): t.set_visible(n < done or n == k)
+    if a.arrow is not None: a.arrow.remove()
+    # The arrow runs along grid lines, never through the middle of a cell where the numbers are: right along the
+    # window's top edge, down the gap (or the right margin), along the top edge of the output row, into the cell from above.
+    xg, yo, xo = a.xg, a.oy + s.i, a.ox + s.j + .5
+    a.arrow = FancyArrowPatch(path=MPath([(s.cols[-1] + 1, s.rows[0]), (xg, s.rows[0]), (xg, yo), (xo, yo), (xo, yo + .15)]),
+                              arrowstyle='-|>', mutation_scale=9, color='navy', alpha=0.6, lw=1.2, zorder=3)
+    ax.add_patch(a.arrow)
+    return a
+
+def draw_conv_step(ax,          # Axis to draw on
+                   x, w,        # 2-D input and kernel
+                   steps:list,  # The windows, one per output cell, row by row: `i, j, rows, cols, value`, as `conv_steps` makes them
+                   k:int,       # Index of the step to show
+                   padding:int=0, # The padding `steps` was computed with
+                   done:int|None=None,  # Output cells before `done` show their values; all if None
+                   u:float|None=None,   # Font points per CSS pixel on the page; from the figure's dpi if None
+                   below:bool=False):   # Put the output under the input instead of beside it
+    "Draw step `k` of `steps`, windows of kernel `w` over `x` padded by `padding`, on `ax`"
+    if u is None: u = 72/ax.figure.dpi
+    return _conv_show_step(ax, _conv_canvas(ax, x, w, steps, padding, u, below), k, done)
+
+def drawn_output(ax, # Axis drawn by `draw_conv_step` or `show_steps`
+                )->torch.Tensor:
+    "The output values drawn on `ax`, read back from the picture as a tensor"
+    cells = {tuple(map(int, t.get_gid().split()[1:])): float(t.get_text()) for t in ax.texts if (t.get_gid() or '').startswith('out ')}
+    out = torch.zeros(max(i for i, _ in cells) + 1, max(j for _, j in cells) + 1)
+    for (i, j), v in cells.items(): out[i, j] = v
+    return out
+
+# %% ../nbs/02_plotting.ipynb #cb05b487
+def wide_figure(fig:Figure, # A figure drawn at the size its labels need
+               ) -> Figure:
+    "Mark `fig` to show at its natural size, scrolling sideways where the column is narrower (a phone); return it"
+    fig.miniconv_wide = True
+    return fig
+
+def scroll_html(b64:str,            # The image, base64-encoded
+                mime:str,           # Its type, such as 'image/png'
+                alt:str,            # What it shows, in words
+                width:int|None=None, # Display width in CSS pixels; natural size if None
+                height:int|None=None,# Display height in CSS pixels
+               ) -> str:
+    "An `<img>` with alt text in a `<div class=\"mc-scroll\">`, which the site lets scroll sideways instead of shrinking it"
+    wh = ''.join(f' {k}="{v}"' for k, v in (('width', width), ('height', height)) if v is not None)
+    return f'<div class="mc-scroll"><img src="data:{mime};base64,{b64}"{wh} alt="{html.escape(alt)}"/></div>'
+
+def figure_html(fig:Figure, # The figure IPython is about to show
+               ) -> str|None:
+    "`scroll_html` of `fig`'s `retina_png` if `wide_figure` marked it, else None; closes it from pyplot, so it shows once"
+    if not getattr(fig, 'miniconv_wide', False): return None
+    data, md = retina_png(fig)
+    plt.close(fig)
+    return scroll_html(data, 'image/png', md['alt'], md['width'], md['height'])
+
+def _register_html():
+    "Show figures marked by `wide_figure` as `figure_html` (and not also as a PNG) when running inside IPython"
+    ip = sys.modules['IPython'].get_ipython() if 'IPython' in sys.modules else None  # no IPython loaded, no shell
+    if ip is None: return
+    fmt = ip.display_formatter.formatters
+    fmt['text/html'].for_type(Figure, figure_html)
+    fmt['image/png'].for_type(Figure, lambda fig: None if getattr(fig, 'miniconv_wide', False) else retina_png(fig))
+
+_register_html()
+
+# %% ../nbs/02_plotting.ipynb #7c48edf0
+def steps_alt(x:torch.Tensor,  # 2-D input
+              w:torch.Tensor,  # 2-D kernel
+              steps:list,      # The windows, as `draw_conv_step` takes them
+              padding:int=0,   # The padding `steps` was computed with
+              at:list|None=None, # Steps a figure draws (indices into `steps`); None for an animation of them all
+              moves:str='slides', # How the kernel moves, in words
+             )->str:
+    "In words, for alt text: what `show_steps` (steps `at`) or `steps_gif` (`at=None`) draws"
+    (h, wd), (kh, kw), n = x.shape, w.shape, len(steps)
+    oh, ow = _out_shape(steps)
+    if at is None: what = f"Animation in {n} frames, one per output cell, row by row"
+    else:
+        ns = [str(k % n + 1) for k in at]
+        what = f"Step {ns[0]} of {n}" if len(ns) == 1 else f"Steps {', '.join(ns[:-1])} and {ns[-1]} of {n}"
+    vals = '' if n > 64 else "; row by row its values are " + '; '.join(
+        ' '.join(_num(s.value) for s in steps[r*ow:(r+1)*ow]) for r in range(oh))
+    return (f"{what}: a {kh}×{kw} kernel {moves} over a {h}×{wd} input padded by {padding} (dashed cells). "
+            f"Its weights are written in the input cells it covers, and an arrow leads to the output cell they produce. "
+            f"The output is {oh}×{ow}{vals}.")
+
+def _panels(L, n, imsize):
+    "A figure of `n` panels of layout `L`, side by side while cells keep `CELL_PX[0]`; its axes, and font points per page pixel"
+    dpi = plt.rcParams['figure.dpi']
+    nc = max(c for c in range(1, n + 1) if c == 1 or c*L.w*CELL_PX[0] <= COLUMN_PX)
+    nr = math.ceil(n/nc)
+    cell = imsize*dpi if imsize else min(CELL_PX[1], COLUMN_PX/(nc*L.w))  # pixels per cell
+    fig, axs = plt.subplots(nr, nc, figsize=(nc*L.w*cell/dpi, nr*(L.h + 1.3)*cell/dpi + 0.4), squeeze=False)  # +1.3: step titles
+    for ax in axs.flat[n:]: ax.set_axis_off()
+    return fig, axs.flat, _pt_per_px(fig, cell)
+
+def show_steps(x:torch.Tensor,  # 2-D input
+               w:torch.Tensor,  # 2-D kernel
+               steps:list,      # The windows, as `draw_conv_step` takes them
+               padding:int=0,   # The padding `steps` was computed with
+               at=(0, 1, -1),   # Steps to draw, one panel each
+               imsize:float|None=None, # Inches per cell; by default as large as fits `COLUMN_PX`, up to `CELL_PX[1]` pixels
+               title:str|None=None,    # Title; by default the sizes
+               moves:str='slides',     # How the kernel moves, in words, for the alt text (`steps_alt`)
+              ) -> Figure:
+    "Draw the windows `steps` of kernel `w` over `x` at the steps `at`, one panel each; return the figure, marked `wide_figure`"
+    at = [as_int(k, 'at') % len(steps) for k in at]
+    if imsize is not None: imsize = as_float(imsize, 'imsize')
+    (h, wd), (oh, ow) = x.shape, _out_shape(steps)
+    below = _below(h, wd, padding, oh, ow)
+    fig, axs, u = _panels(_layout(h, wd, padding, oh, ow, below), len(at), imsize)
+    for ax, k in zip(axs, at):
+        draw_conv_step(ax, x, w, steps, k, padding, u=u, below=below)
+        ax.set_title(f"step {k+1}/{len(steps)}: out[{steps[k].i},{steps[k].j}] = {_num(steps[k].value)}", fontsize=12*u)
+    fig.suptitle(title or f"{h}×{wd} input, {w.shape[0]}×{w.shape[1]} kernel, padding {padding} → {oh}×{ow} output", fontsize=13*u)
+    fig.tight_layout()
+    return wide_figure(set_alt(fig, steps_alt(x, w, steps, padding, at, moves)))
+
+# %% ../nbs/02_plotting.ipynb #4b8d58d5
+def _gif_figure(L, cell, dpi, u, head, titles):
+    "A figure for `steps_gif`: the drawing of layout `L` under two lines of titles; returns it, its axis and the step's title"
+    fig = Figure(dpi=dpi)
+    FigureCanvasAgg(fig)  # to measure text before drawing
+    # The titles sit above the drawing: make the figure wide enough for the longest, so that none is clipped
+    r = fig.canvas.get_renderer()
+    tw = max(fig.text(0, 0, t, fontsize=12.5*u).get_window_extent(r).width for t in [head] + titles)/dpi + 0.3
+    for t in fig.texts[:]: t.remove()
+    th = 3*12.5*u/72  # two lines of title, in inches
+    fig.set_size_inches(max(L.w*cell/dpi, tw), L.h*cell/dpi + th)
+    ax = fig.add_axes((0, 0, 1, 1 - th/fig.get_figheight()))
+    fig.text(0.5, 1 - 0.12*th/fig.get_figheight(), head, ha='center', va='top', fontsize=12.5*u)
+    return fig, ax, fig.text(0.5, 1 - 0.55*th/fig.get_figheight(), '', ha='center', va='top', fontsize=12.5*u)
+
+def steps_gif(x:torch.Tensor,  # 2-D input
+              w:torch.Tensor,  # 2-D kernel
+              steps:list,      # The windows, as `draw_conv_step` takes them
+              padding:int=0,   # The padding `steps` was computed with
+              head:str|None=None, # The first line of title; by default the sizes
+              fname:str|Path|None=None, # Where to write the GIF; a temporary file if None
+              fps:float=2,     # Frames per second
+              dpi:int=100,     # Pixels per inch: a GIF shows one pixel per CSS pixel
+              imsize:float|None=None, # Inches per cell; by default as large as fits `COLUMN_PX`, up to `CELL_PX[1]` pixels
+             )->bytes:
+    "Animate the windows `steps` of kernel `w` over `x`, one frame per step; write the GIF to `fname` and return its bytes"
+    fps, dpi = as_float(fps, 'fps'), as_int(dpi, 'dpi', 1)
+    fname = Path(tempfile.mkdtemp())/'conv.gif' if fname is None else check_out_path(fname, 'fname')
+    (h, wd), (oh, ow) = x.shape, _out_shape(steps)
+    below = _below(h, wd, padding, oh, ow)
+    L = _layout(h, wd, padding, oh, ow, below)
+    cell = as_float(imsize, 'imsize')*dpi if imsize is not None else min(CELL_PX[1], COLUMN_PX/L.w)  # pixels per cell
+    u = 72/dpi*min(1, cell/CELL_PX[0])
+    titles = [f"step {k+1}/{len(steps)}: out[{s.i},{s.j}] = {_num(s.value)}" for k, s in enumerate(steps)]
+    fig, ax, title = _gif_figure(L, cell, dpi, u, head or f"{h}×{wd} input, {w.shape[0]}×{w.shape[1]} kernel, padding {padding}", titles)
+    writer = PillowWriter(fps=fps)
+    with writer.saving(fig, fname, dpi):
+        a = _conv_canvas(ax, x, w, steps, padding, u, below)
+        for k, t in enumerate(titles):
+            _conv_show_step(ax, a, k, done=k)
+            title.set_text(t)
+            writer.grab_frame()
+    return Path(fname).read_bytes()
+
+def gif_html(b:bytes,   # GIF file contents
+             alt:str,   # What the animation shows, in words, e.g. from `steps_alt`
+             width:int|None=None): # Display width in pixels; natural size if None
+    "An IPython HTML object showing GIF bytes `b` inline with alt text, in a `scroll_html` box, so it is saved with the notebook"
+    from IPython.display import HTML  # imported here: the rest of the module works without IPython
+    wd = None if width is None else as_int(width, 'width', 1)
+    return HTML(scroll_html(base64.b64encode(b).decode(), 'image/gif', alt, wd))
+
 # %% ../nbs/02_plotting.ipynb #90e8c11f
 def live_frontend() -> bool:
     "Was the running cell sent by a Jupyter front-end a person uses (it can answer `input()`), not a headless runner?"
@@ -182,5 +447,66 @@ def live_frontend() -> bool:
     k = getattr(get_ipython(), 'kernel', None)  # plain Python and nbdev_test (execnb) have no kernel
     return k is not None and bool(k.get_parent().get('content', {}).get('allow_stdin'))
 
-# %% ../nbs/02_plotting.ipynb #b3d8bed4
-add_param_docs(__name__)
+# %% ../nbs/02_plotting.ipynb #56f94d9b
+@functools.cache
+def _explorer_box():
+    "The class of an explorer's outer box, made on first use so that the module does not need ipywidgets"
+    import ipywidgets as W
+    class Explorer(W.VBox):
+        "An explorer's widgets. Its display also carries a picture of its state, for viewers that cannot run widgets"
+        png = None  # (base64 PNG, metadata with width, height and alt) of the figure shown
+        def _repr_mimebundle_(self, **kwargs):
+            data = super()._repr_mimebundle_(**kwargs)
+            if self.png is None: return data
+            return {**data, 'image/png': self.png[0]}, {'image/png': self.png[1]}
+    return Explorer
+
+def _int_slider(v, lo, hi, label, width='auto'):
+    "An integer slider from `lo` to `hi` (stretched to hold `v`) with room for its label, that moves on release"
+    import ipywidgets as W
+    return W.IntSlider(v, min(lo, v), max(hi, v), description=label, continuous_update=False,
+                       style={'description_width': '8em'}, layout=W.Layout(width=width))
+
+def _explorer_parts(ctl):
+    "An explorer's box: the setting sliders `ctl` in a grid of columns at least 24em wide, the step slider, words and picture"
+    import ipywidgets as W
+    grid = W.GridBox(list(ctl.values()), layout=W.Layout(grid_template_columns='repeat(auto-fill, minmax(24em, 1fr))',
+                                                         grid_gap='0 1.5em'))
+    box = _explorer_box()([grid, _int_slider(1, 1, 1, 'step'), W.HTML(), W.HTML()])
+    box.sliders, (box.step, box.text, box.picture), box.figure = ctl, box.children[1:], None
+    return box
+
+def _explorer_draw(box, count, draw, words, refused, first=None):
+    "Show in `box` the step its sliders choose, or the reason `count` refuses them; `first`: a step to go to (wrapped around)"
+    a = {k: c.value for k, c in box.sliders.items()}
+    try: n = count(**a)
+    except ValueError as e:
+        box.text.value = f'<p style="color:#a40e26"><b>{refused}:</b> {html.escape(str(e))}</p>'
+        box.picture.value, box.png, box.step.disabled = '', None, True
+        return
+    box.step.max, box.step.disabled = n, False
+    if first is not None: box.step.value = first % n + 1
+    box.text.value, box.figure = words(**a), draw(box.step.value - 1, **a)
+    data, md = box.png = retina_png(box.figure)
+    plt.close(box.figure)  # or the inline backend shows it again after the cell
+    box.picture.value = f'<img src="data:image/png;base64,{data}" width="{md["width"]}" alt="{html.escape(md["alt"])}"/>'
+
+def step_explorer(state:dict,   # Each setting's first value, and `step`, the step to show first (wrapped around: -1 is the last)
+                  ranges:dict,  # `{setting: (lo, hi)}`: the range of each setting's slider
+                  labels:dict,  # `{setting: label}` for each setting's slider
+                  count,        # `count(**settings)`: the number of steps; a `ValueError` refuses the settings
+                  draw,         # `draw(step, **settings)`: the figure of a step (0 is the first)
+                  words,        # `words(**settings)`: HTML shown between the sliders and the figure
+                  refused:str='Refused', # What a refusal's message follows
+                 ):
+    "A widget: sliders for integer settings and for a step, with the words and the figure of that step"
+    box = _explorer_parts({k: _int_slider(state[k], lo, hi, labels[k]) for k, (lo, hi) in ranges.items()})
+    busy = []
+    def redraw(change=None):
+        if busy: return  # our own change to the step slider's range
+        busy.append(1)
+        try: _explorer_draw(box, count, draw, words, refused, state['step'] if change is None else None)
+        finally: busy.clear()
+    for c in [*box.sliders.values(), box.step]: c.observe(redraw, 'value')
+    redraw()
+    return box

@@ -8,12 +8,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .checks import as_int, as_pair, as_bool, check_tensor, shape_str, add_param_docs
+from .checks import as_int, as_pair, as_bool, check_tensor, shape_str
 from .strides_padding import conv_out_size, pool_out_size
 from .im2col import patches, col2im, conv2d, _pad, _window_view, _fold_, _cl_strides, _in_format, _apply
 
 # %% auto #0
-__all__ = ['shift', 'max_pool2d', 'max_unpool2d', 'avg_pool2d', 'global_avg_pool', 'conv_costs']
+__all__ = ['shift', 'max_pool2d', 'max_unpool2d', 'avg_pool2d', 'global_avg_pool', 'conv_costs', 'check_separable_cost',
+           'check_avg_pool_as_conv']
 
 # %% ../nbs/12_pooling.ipynb #6ef7bdae
 def shift(x,    # Images `[..., H, W]`
@@ -218,5 +219,37 @@ def conv_costs(specs:list, # Convolution layers, as `conv_specs` gives them
                      'params': s['nf']*taps + s['nf']*s['bias'], 'mult-adds': s['nf']*taps*o*o})
     return pd.DataFrame(rows).set_index('layer')
 
-# %% ../nbs/12_pooling.ipynb #04925460
-add_param_docs(__name__)
+# %% ../nbs/12_pooling.ipynb #55f45ad7
+from torch import nn
+from .im2col import conv_specs
+from .harness import checker, Wrong, Forbid, torch_functions, read_int, expect, seeded, with_dtypes, too
+
+# %% ../nbs/12_pooling.ipynb #2c672a54
+def _mult_adds(*layers): return int(conv_costs(conv_specs(nn.Sequential(*layers), 14))['mult-adds'].sum())
+
+@checker
+def check_separable_cost(answer, # Your count of multiply-adds per image for the exercise's depthwise-separable pair
+                        ) -> bool:
+    "Pooling: multiply-adds per image of a 3x3 depthwise conv on 128 channels (padding 1) then a 1x1 conv to 256, on 14x14"
+    n = read_int(answer)
+    dw, pw = _mult_adds(nn.Conv2d(128, 128, 3, padding=1, groups=128)), _mult_adds(nn.Conv2d(128, 256, 1))
+    full = _mult_adds(nn.Conv2d(128, 256, 3, padding=1))
+    if n == dw + pw: return f"right: the 1x1 step costs most of it; the depthwise step is about 1/{(dw + pw)/dw:.0f} of the pair, and 1/{full/dw:.0f} of a standard 3x3 layer"
+    hints = {full: "that is a standard 3x3 convolution from 128 to 256 channels, not the separable pair",
+             pw: "that is the 1x1 step alone: add the depthwise step",
+             _mult_adds(nn.Conv2d(128, 128, 3, padding=1)) + pw: "in a depthwise layer each output channel sees one input channel, not all 128"}
+    raise Wrong(hints.get(n, f"{too(n, dw + pw)}: one output value of a layer costs C/groups * k * k multiply-adds"))
+
+# %% ../nbs/12_pooling.ipynb #19cbd9ec
+_NO_POOL = Forbid(*torch_functions(r'avg_pool|lp_pool'), torch.ops.aten.avg_pool2d, avg_pool2d)
+
+@checker
+def check_avg_pool_as_conv(f, # Your function `avg_pool_as_conv(x, ks)` for `x` `[N, C, H, W]` and an int `ks`, using a convolution
+                          ) -> bool:
+    "Pooling: does `f(x, ks)`, a convolution and no pooling function, give `avg_pool2d(x, ks)` (windows side by side, no padding)?"
+    g = seeded()
+    cfgs = [((2, 3, 8, 8), 2), ((1, 1, 7, 9), 3), ((3, 5, 6, 4), 1), ((1, 4, 9, 9), 4), ((2, 2, 5, 11), 5), ((1, 3, 10, 6), 2)]
+    for (xs, ks), dt, note in with_dtypes(cfgs):
+        x = torch.randn(*xs, generator=g, dtype=dt)
+        expect(f, avg_pool2d(x, ks), x, ks, where=f"x of shape {xs}, ks={ks}" + note, forbid=[_NO_POOL])
+    return f"right on {len(cfgs)} configurations: one to five channels, sizes the window doesn't divide, and a 1x1 window"

@@ -5,6 +5,7 @@
 # %% ../nbs/10_spreadsheet.ipynb #37013e83
 from __future__ import annotations
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from openpyxl.utils import absolute_coordinate, get_column_letter, quote_sheetna
 from openpyxl.utils.cell import range_boundaries
 from openpyxl.workbook.defined_name import DefinedName
 
-from .checks import as_int, check_out_path, atomic_write, add_param_docs
+from .checks import as_int, check_out_path, atomic_write
 from .kernels import top_edge, left_edge
 from .strides_padding import conv_out_size
 
@@ -54,8 +55,8 @@ def _ref(r0, c0, nr, nc, absolute=False):
     res = a if (nr, nc) == (1, 1) else f"{a}:{b}"
     return absolute_coordinate(res) if absolute else res
 
-def _grid(ws, r0, c0, vals, pad=False, fmt='0.00;-0.00;0'):
-    "Write the 2-D sequence `vals` with its top-left cell at row `r0`, column `c0`"
+def _cells(ws, r0, c0, vals, pad=False, fmt='0.00;-0.00;0'):
+    "Write the 2-D sequence `vals` with its top-left cell at row `r0`, column `c0`; grey on grey if it is padding"
     for i, row in enumerate(vals):
         for j, v in enumerate(row):
             c = ws.cell(r0+i, c0+j, v)
@@ -72,11 +73,63 @@ def _name(wb, ws, name, ref):
     "Give `ref` on `ws` the workbook-level name `name`"
     wb.defined_names[name] = DefinedName(name, attr_text=f"{quote_sheetname(ws.title)}!{absolute_coordinate(ref)}")
 
-def _scale(ws, ref):
-    "A white-to-red colour scale over `ref`"
+def _region(wb, ws, name, r0, c0, vals, irow, icol):
+    "The region `name`: `vals` from row `r0`, column `c0`, grey indices along row `irow` and down column `icol`, its name, a white-to-red scale"
+    h, w = len(vals), len(vals[0])
+    _cells(ws, r0, c0, vals)
+    _index(ws, irow, c0, w); _index(ws, r0, icol, h, vertical=True)
+    ref = _ref(r0, c0, h, w)
+    _name(wb, ws, name, ref)
     ws.conditional_formatting.add(ref, ColorScaleRule(start_type='min', start_color='FFFFFF', end_type='max', end_color='F8696B'))
 
+def _formulas(src, hw, kref, ks, s) -> list:
+    "`hw` rows and columns of ReLU-of-convolution formulas, `=MAX(0,SUMPRODUCT(window,kernel))`, whose `ks` windows start at cell `src`, `s` apart"
+    (r, c), (h, w), (kh, kw) = src, hw, ks
+    return [[f"=MAX(0,SUMPRODUCT({_ref(r+i*s, c+j*s, kh, kw)},{kref}))" for j in range(w)] for i in range(h)]
+
 # %% ../nbs/10_spreadsheet.ipynb #85be2b29
+def _places(sizes, ks1, ks2, p) -> SimpleNamespace:
+    "Rows of the kernels (`rk`), labels (`rl`) and regions (`top`); columns of the regions (`ci`, `c1`, `c2`), their row indices and the kernels"
+    (h, w), (h1, w1), _ = sizes
+    rk = 5; rl = rk + max(ks1[0], ks2[0]) + 1   # rows: title, how-to, kernels, labels, column indices, then the regions side by side
+    ci = 2; ci1 = ci + w + 2*p; c1 = ci1 + 1; ci2 = c1 + w1 + 2*p; c2 = ci2 + 1  # row indices, padded input, row indices, padded conv1, ...
+    ck1 = c1 + p
+    return SimpleNamespace(rk=rk, rl=rl, top=rl+2, ci=ci, ci1=ci1, c1=c1, ci2=ci2, c2=c2, ck1=ck1, ck2=max(c2, ck1 + ks1[1] + 1))
+
+def _heading(ws, title):
+    "The title, and how to trace precedents in Excel and LibreOffice"
+    ws['A1'], ws['A1'].font = title, Font(size=12, bold=True)
+    ws['A2'] = ('Click a conv2 cell, then Formulas > Trace Precedents (Excel) or Tools > Detective > Trace Precedents (LibreOffice): '
+                'once for its conv1 window and kernel2, twice for its receptive field in the input.')
+    ws['A2'].font = Font(size=9, italic=True)
+
+def _kernels(wb, ws, at, k1, k2) -> tuple:
+    "Write both kernels, each under its name, and return their absolute references"
+    res = []
+    for name, col, k in (('kernel1', at.ck1, k1), ('kernel2', at.ck2, k2)):
+        ws.cell(at.rk-1, col, name).font = Font(size=9, bold=True)
+        _cells(ws, at.rk, col, k.tolist()); _name(wb, ws, name, _ref(at.rk, col, *k.shape))
+        res.append(_ref(at.rk, col, *k.shape, absolute=True))
+    return tuple(res)
+
+def _labels(ws, at, sizes, s, p):
+    "A bold label over each region: what it is and its size"
+    (h, w), (h1, w1), (h2, w2) = sizes
+    labels = ((at.ci, f"input: {h}x{w}" + (f", zero padding {p}" if p else '')),
+              (at.c1, f"conv1 = ReLU(input * kernel1), stride {s}: {h1}x{w1}"), (at.c2, f"conv2 = ReLU(conv1 * kernel2): {h2}x{w2}"))
+    for col, lbl in labels: ws.cell(at.rl, col, lbl).font = Font(size=9, bold=True)
+
+def _page(ws, at, sizes, ks, p):
+    "Square-ish cells, narrow index columns, frozen headings, and one landscape page wide when printed"
+    (h, w), _, (h2, w2) = sizes
+    for col in range(2, max(at.c2 + w2, at.ck2 + ks[1][1]) + 1): ws.column_dimensions[get_column_letter(col)].width = 4.6
+    for col in (1, at.ci1, at.ci2): ws.column_dimensions[get_column_letter(col)].width = 3.3
+    for r in [*range(at.rk, at.rk + max(ks[0][0], ks[1][0])), *range(at.top, at.top+h+2*p)]: ws.row_dimensions[r].height = 26
+    ws.freeze_panes = ws.cell(at.top, 2)
+    ws.page_setup.orientation = 'landscape'
+    ws.sheet_properties.pageSetUpPr.fitToPage = True; ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+
+# %% ../nbs/10_spreadsheet.ipynb #e458dd8c
 def conv_spreadsheet(img,                # The image, a 2-D tensor or array (e.g. a 28x28 digit)
                      k1,                 # First kernel, 2-D
                      k2,                 # Second kernel, 2-D
@@ -89,48 +142,20 @@ def conv_spreadsheet(img,                # The image, a 2-D tensor or array (e.g
     path = check_out_path(path, 'path', '.xlsx')  # first, so a bad target costs nothing
     s, p = as_int(stride, 'stride', 1), as_int(padding, 'padding', 0)
     x, k1, k2 = _as2d(img, 'img'), _as2d(k1, 'k1'), _as2d(k2, 'k2')
-    (h, w), (h1, w1), (h2, w2) = _layer_sizes(x.shape, (k1, k2), s, p)
-    (kh1, kw1), (kh2, kw2) = k1.shape, k2.shape
-    wb = Workbook(); ws = wb.active; ws.title = _SHEET
-    # Rows: title, how-to, kernels, labels, column indices, then the three regions side by side
-    rk = 5; rl = rk + max(kh1, kh2) + 1; top = rl + 2
-    # Columns: row indices, padded input, row indices, padded conv1, row indices, conv2
-    ci = 2; ci1 = ci + w + 2*p; c1 = ci1 + 1; ci2 = c1 + w1 + 2*p; c2 = ci2 + 1
-    ck1 = c1 + p; ck2 = max(c2, ck1 + kw1 + 1)
-    ws['A1'] = title or 'Two stride-%d convolutions of a digit, as live formulas' % s
-    ws['A1'].font = Font(size=12, bold=True)
-    ws['A2'] = ('Click a conv2 cell, then Formulas > Trace Precedents (Excel) or Tools > Detective > Trace Precedents (LibreOffice): '
-                'once for its conv1 window and kernel2, twice for its receptive field in the input.')
-    ws['A2'].font = Font(size=9, italic=True)
-    for name, col, k in (('kernel1', ck1, k1), ('kernel2', ck2, k2)):
-        ws.cell(rk-1, col, name).font = Font(size=9, bold=True)
-        _grid(ws, rk, col, k.tolist()); _name(wb, ws, name, _ref(rk, col, *k.shape))
-    labels = ((ci, f"input: {h}x{w}" + (f", zero padding {p}" if p else '')),
-              (c1, f"conv1 = ReLU(input * kernel1), stride {s}: {h1}x{w1}"), (c2, f"conv2 = ReLU(conv1 * kernel2): {h2}x{w2}"))
-    for col, lbl in labels: ws.cell(rl, col, lbl).font = Font(size=9, bold=True)
-    # input, framed by zero cells when padded
-    _grid(ws, top, ci, np.zeros((h+2*p, w+2*p)).tolist(), pad=True)
-    _grid(ws, top+p, ci+p, x.tolist())
-    _index(ws, rl+1, ci+p, w); _index(ws, top+p, 1, h, vertical=True)
-    _name(wb, ws, 'input', _ref(top+p, ci+p, h, w)); _scale(ws, _ref(top+p, ci+p, h, w))
-    # conv1: every cell a formula over an input window and kernel1
-    kr1 = _ref(rk, ck1, kh1, kw1, absolute=True)
-    if p: _grid(ws, top, c1, np.zeros((h1+2*p, w1+2*p)).tolist(), pad=True)
-    _grid(ws, top+p, c1+p, [[f"=MAX(0,SUMPRODUCT({_ref(top+i*s, ci+j*s, kh1, kw1)},{kr1}))" for j in range(w1)] for i in range(h1)])
-    _index(ws, rl+1, c1+p, w1); _index(ws, top+p, ci1, h1, vertical=True)
-    _name(wb, ws, 'conv1', _ref(top+p, c1+p, h1, w1)); _scale(ws, _ref(top+p, c1+p, h1, w1))
-    # conv2: every cell a formula over a (padded) conv1 window and kernel2
-    kr2 = _ref(rk, ck2, kh2, kw2, absolute=True)
-    _grid(ws, top, c2, [[f"=MAX(0,SUMPRODUCT({_ref(top+i*s, c1+j*s, kh2, kw2)},{kr2}))" for j in range(w2)] for i in range(h2)])
-    _index(ws, rl+1, c2, w2); _index(ws, top, ci2, h2, vertical=True)
-    _name(wb, ws, 'conv2', _ref(top, c2, h2, w2)); _scale(ws, _ref(top, c2, h2, w2))
-    # Square-ish cells, narrow index columns, frozen headings
-    for col in range(2, max(c2 + w2, ck2 + kw2) + 1): ws.column_dimensions[get_column_letter(col)].width = 4.6
-    for col in (1, ci1, ci2): ws.column_dimensions[get_column_letter(col)].width = 3.3
-    for r in [*range(rk, rk+max(kh1, kh2)), *range(top, top+h+2*p)]: ws.row_dimensions[r].height = 26
-    ws.freeze_panes = ws.cell(top, 2)
-    ws.page_setup.orientation = 'landscape'  # print on one page wide
-    ws.sheet_properties.pageSetUpPr.fitToPage = True; ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    sizes = _layer_sizes(x.shape, (k1, k2), s, p)
+    (h, w), (h1, w1), (h2, w2) = sizes
+    at, wb = _places(sizes, k1.shape, k2.shape, p), Workbook()
+    ws = wb.active; ws.title = _SHEET
+    _heading(ws, title or f'Two stride-{s} convolutions of a digit, as live formulas')
+    kr1, kr2 = _kernels(wb, ws, at, k1, k2)
+    _labels(ws, at, sizes, s, p)
+    if p:  # grey zero cells around the input and conv1, for the padded windows to read
+        _cells(ws, at.top, at.ci, np.zeros((h+2*p, w+2*p)).tolist(), pad=True)
+        _cells(ws, at.top, at.c1, np.zeros((h1+2*p, w1+2*p)).tolist(), pad=True)
+    _region(wb, ws, 'input', at.top+p, at.ci+p, x.tolist(), at.rl+1, 1)
+    _region(wb, ws, 'conv1', at.top+p, at.c1+p, _formulas((at.top, at.ci), (h1, w1), kr1, k1.shape, s), at.rl+1, at.ci1)
+    _region(wb, ws, 'conv2', at.top, at.c2, _formulas((at.top, at.c1), (h2, w2), kr2, k2.shape, s), at.rl+1, at.ci2)
+    _page(ws, at, sizes, (k1.shape, k2.shape), p)
     wb.calculation.fullCalcOnLoad = True
     return atomic_write(path, wb.save)
 
@@ -164,14 +189,12 @@ def precedents(ws,    # An `openpyxl` worksheet
 
 def trace_precedents(ws,      # An `openpyxl` worksheet
                      coord,   # The cell to start from
-                     depth=2, # How many times to "click" Trace Precedents
+                     depth:int=2, # How many times to "click" Trace Precedents
                     ) -> list:
     "The sets of cells that each of `depth` rounds of Trace Precedents from `coord` reaches"
     levels, cur = [], {coord}
+    depth = as_int(depth, 'depth', 0)
     for _ in range(depth):
         cur = set().union(*(precedents(ws, c) for c in cur))
         levels.append(cur)
     return levels
-
-# %% ../nbs/10_spreadsheet.ipynb #5e6f2831
-add_param_docs(__name__)

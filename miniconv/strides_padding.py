@@ -4,31 +4,22 @@
 
 # %% ../nbs/06_strides_padding.ipynb #3602fa6e
 from __future__ import annotations
-import base64, functools, html, json, math, tempfile
+import html, json
 from importlib import resources
-from pathlib import Path
 from types import SimpleNamespace
 
 import fastcore.all as fc
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from matplotlib.animation import PillowWriter
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PatchCollection
-from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch, Rectangle
-from matplotlib.path import Path as MPath
-from matplotlib.text import Text
 
-from .checks import as_int, as_pair, add_param_docs
-from .plotting import set_alt, retina_png, live_frontend
+from .checks import as_int, as_pair
+from .plotting import show_steps, steps_alt, steps_gif, step_explorer, live_frontend
+from .plotting import COLUMN_PX, LABEL_PX, CELL_PX, draw_conv_step, drawn_output, text_px, gif_html  # defined here before; importable from here still
 
 # %% auto #0
-__all__ = ['COLUMN_PX', 'LABEL_PX', 'CELL_PX', 'FORMULA', 'EXPLORER_RANGES', 'conv_out_size', 'window_starts', 'conv_steps',
-           'slide_conv2d', 'draw_conv_step', 'drawn_output', 'text_px', 'conv_alt', 'show_conv', 'same_pads',
-           'same_padding', 'conv_gif', 'gif_html', 'conv_formula', 'conv_explorer', 'explorer_html', 'pool_out_size',
-           'conv_transpose_out_size']
+__all__ = ['FORMULA', 'EXPLORER_RANGES', 'conv_out_size', 'window_starts', 'conv_steps', 'slide_conv2d', 'conv_alt', 'show_conv',
+           'same_pads', 'same_padding', 'conv_gif', 'conv_formula', 'conv_explorer', 'explorer_html', 'pool_out_size',
+           'conv_transpose_out_size', 'check_stem_size', 'check_conv2d_same']
 
 # %% ../nbs/06_strides_padding.ipynb #02b0e2a0
 def conv_out_size(n:int,             # Length of the input along this axis
@@ -92,113 +83,17 @@ def slide_conv2d(x:torch.Tensor, # 2-D input
     for s in steps: out[s.i, s.j] = s.value
     return out
 
-# %% ../nbs/06_strides_padding.ipynb #eb303368
-_IN, _PAD, _WIN, _OUT, _CUR = '#deebf7', 'white', '#3182bd', '#c7e9c0', '#41ab5d'
-COLUMN_PX = 620    # widest a figure may be, in CSS pixels, to show at its natural size in the site's text column
-LABEL_PX = 10.5    # height of the smallest label, the weights, on the page, in CSS pixels
-CELL_PX = (26, 34) # smallest cell that holds a value and a weight label side by side, and the largest we draw
-
-def _fmt(v): return f"{v:g}"
-
-def _grid(ax, x0, y0, nr, nc, **kw):
-    "A `PatchCollection` of `nr` by `nc` unit squares with its top-left corner at (`x0`, `y0`)"
-    pc = PatchCollection([Rectangle((x0 + c, y0 + r), 1, 1) for r in range(nr) for c in range(nc)], **kw)
-    ax.add_collection(pc, autolim=False)
-    return pc
-
-def _layout(h, wd, p, oh, ow, below=False):
-    "Where a drawing puts the output grid (`ox`, `oy`) and the arrow's way down (`xg`), and its width `w` and height `h`, in cells"
-    hp, wp = h + 2*p, wd + 2*p
-    if below: # the output under the input; the arrow comes down the right margin
-        ox = (wp - ow)/2
-        return SimpleNamespace(ox=ox, oy=hp + 1.3, xg=max(wp, ox + ow) + .45, w=max(wp, ox + ow) + 1.3, h=hp + oh + 2.6)
-    return SimpleNamespace(ox=wp + 1.5, oy=(hp - oh)/2, xg=wp + .75, w=wp + 1.9 + ow, h=max(hp, oh) + 1.3)
-
-def _below(h, wd, p, oh, ow):
-    "Whether the output must go under the input, because side by side the cells would be too small for their labels"
-    return _layout(h, wd, p, oh, ow).w*CELL_PX[0] > COLUMN_PX
-
-def _pt_per_px(fig, cell):
-    "Font points per CSS pixel for labels of `fig`, whose cells are `cell` pixels at its natural size"
-    nat = fig.get_figwidth()*fig.dpi      # a figure (and its 2x PNG) shows this many CSS pixels wide...
-    shrink = min(1, COLUMN_PX/nat)        # ...unless the column is narrower
-    # Labels keep their size on the page; only cells too small to hold them shrink them too
-    return 72/fig.dpi/shrink*min(1, cell*shrink/CELL_PX[0])
-
-def _conv_canvas(ax, x, w, steps, padding=0, u=0.72, below=False):
-    "Draw what stays still (padded input, empty output) on `ax`; return the artists `_conv_show_step` changes. `u`: points per page pixel"
-    (h, wd), (kh, kw), p = x.shape, w.shape, padding
-    hp, wp = h + 2*p, wd + 2*p
-    oh, ow = steps[-1].i + 1, steps[-1].j + 1
-    L = _layout(h, wd, p, oh, ow, below)
-    ox, oy = L.ox, L.oy   # top-left corner of the output grid
-    ax.clear(); ax.set_aspect('equal'); ax.axis('off')
-    ax.set_xlim(-0.2, L.w - 0.2); ax.set_ylim(L.h - 0.2, -0.2)
-    inside = [(p <= r < p + h and p <= c < p + wd) for r in range(hp) for c in range(wp)]
-    _grid(ax, 0, 0, hp, wp, facecolors=[_IN if o else _PAD for o in inside], edgecolors=['#6b8fb5' if o else '0.6' for o in inside],
-          linestyles=['-' if o else '--' for o in inside], linewidths=0.8)
-    for r in range(h):  # input values sit up and left in their cells, to leave the bottom-right corner to the weights
-        for c in range(wd): ax.text(p + c + .38, p + r + .42, _fmt(x[r, c].item()), ha='center', va='center', fontsize=12.5*u)
-    ax.text(wp/2, hp + .6, f"input {h}×{wd}, padding {p}", ha='center', va='center', fontsize=11*u)
-    ax.text(ox + ow/2, oy + oh + .6 if below else max(hp, oh) + .6, f"output {oh}×{ow}", ha='center', va='center', fontsize=11*u)
-    a = fc.AttrDict(ox=ox, oy=oy, xg=L.xg, steps=steps, arrow=None)
-    a.win = _grid(ax, 0, 0, kh, kw, facecolors=_WIN, alpha=0.45, edgecolors='navy', linewidths=1.2)
-    a.wtxt = [ax.text(0, 0, _fmt(w[r, c].item()), ha='right', va='bottom', fontsize=LABEL_PX*u, color='#08306b', fontweight='bold')
-              for r in range(kh) for c in range(kw)]
-    a.out = _grid(ax, ox, oy, oh, ow, facecolors='white', edgecolors='#238b45', linewidths=0.8)
-    a.otxt = [ax.text(ox + t.j + .5, oy + t.i + .5, _fmt(t.value), ha='center', va='center', fontsize=12.5*u, gid=f"out {t.i} {t.j}")
-              for t in steps]
-    return a
-
-def _conv_show_step(ax, a, k, done=None):
-    "Move the kernel of canvas `a` to step `k`; output cells before `done` (all if None) show their values"
-    steps = a.steps
-    done = len(steps) if done is None else done
-    s = steps[k]
-    taps = [(r, c) for r in s.rows for c in s.cols]
-    a.win.set_paths([Rectangle((c, r), 1, 1) for r, c in taps])
-    for t, (r, c) in zip(a.wtxt, taps): t.set_position((c + .95, r + .95))
-    a.out.set_facecolors([_CUR if n == k else (_OUT if n < done else 'white') for n in range(len(steps))])
-    for n, t in enumerate(a.otxt): t.set_visible(n < done or n == k)
-    if a.arrow is not None: a.arrow.remove()
-    # The arrow runs along grid lines, never through the middle of a cell where the numbers are: right along the
-    # window's top edge, down the gap (or the right margin), along the top edge of the output row, into the cell from above.
-    xg, yo, xo = a.xg, a.oy + s.i, a.ox + s.j + .5
-    a.arrow = FancyArrowPatch(path=MPath([(s.cols[-1] + 1, s.rows[0]), (xg, s.rows[0]), (xg, yo), (xo, yo), (xo, yo + .15)]),
-                              arrowstyle='-|>', mutation_scale=9, color='navy', alpha=0.6, lw=1.2, zorder=3)
-    ax.add_patch(a.arrow)
-    return a
-
-def draw_conv_step(ax,          # Axis to draw on
-                   x, w,        # 2-D input and kernel
-                   steps:list,  # What `conv_steps(x, w, ...)` returned
-                   k:int,       # Index of the step to show
-                   padding:int=0, # The padding `steps` was computed with
-                   done:int|None=None,  # Output cells before `done` show their values; all if None
-                   u:float|None=None,   # Font points per CSS pixel on the page; from the figure's dpi if None
-                   below:bool=False):   # Put the output under the input instead of beside it
-    "Draw step `k` of `steps` (from `conv_steps(x, w, ..., padding)`) on `ax`"
-    if u is None: u = 72/ax.figure.dpi
-    return _conv_show_step(ax, _conv_canvas(ax, x, w, steps, padding, u, below), k, done)
-
-def drawn_output(ax, # Axis drawn by `draw_conv_step` or `show_conv`
-                )->torch.Tensor:
-    "The output values drawn on `ax`, read back from the picture as a tensor"
-    cells = {tuple(map(int, t.get_gid().split()[1:])): float(t.get_text()) for t in ax.texts if (t.get_gid() or '').startswith('out ')}
-    out = torch.zeros(max(i for i, _ in cells) + 1, max(j for _, j in cells) + 1)
-    for (i, j), v in cells.items(): out[i, j] = v
-    return out
-
-def text_px(fig:Figure, # A figure drawn by `show_conv`, or any matplotlib figure
-           )->list:
-    "`(text, px)` for each text a reader sees in `fig`: its font size in CSS pixels where a page shows the figure"
-    nat = fig.get_tightbbox().width*fig.dpi   # notebooks save the tight box, shown at this width unless the column is narrower
-    scale = min(1, COLUMN_PX/nat)
-    off = {id(t) for ax in fig.axes if not ax.axison for a in (ax.xaxis, ax.yaxis) for t in a.findobj(Text)}  # not drawn
-    return [(t.get_text(), t.get_fontsize()*fig.dpi/72*scale) for t in fig.findobj(Text)
-            if t.get_visible() and t.get_text() and id(t) not in off]
-
 # %% ../nbs/06_strides_padding.ipynb #5e4ff607
+def _moves(stride, dilation):
+    "How the kernel moves, in words, for alt text"
+    dil = f"with dilation {dilation} (taps {dilation} cells apart) " if dilation > 1 else ''
+    return f"{dil}slides with stride {stride}"
+
+def _conv_title(x, w, stride, padding, dilation):
+    "The sizes and settings written above a drawing"
+    dil = f", dilation {dilation}" if dilation > 1 else ''
+    return f"{x.shape[0]}×{x.shape[1]} input, {w.shape[0]}×{w.shape[1]} kernel, stride {stride}, padding {padding}{dil}"
+
 def conv_alt(x:torch.Tensor,  # 2-D input
              w:torch.Tensor,  # 2-D kernel
              stride:int=1,    # Step between windows
@@ -207,50 +102,20 @@ def conv_alt(x:torch.Tensor,  # 2-D input
              at:list|None=None, # Steps a figure draws (indices into `conv_steps`); None for an animation of them all
             )->str:
     "In words, for alt text: what `show_conv` (steps `at`) or `conv_gif` (`at=None`) draws for these arguments"
-    steps = conv_steps(x, w, stride, padding, dilation)
-    (h, wd), (kh, kw) = x.shape, w.shape
-    oh, ow = steps[-1].i + 1, steps[-1].j + 1
-    if at is None: what = f"Animation in {len(steps)} frames, one per output cell, row by row"
-    else:
-        ns = [str(k % len(steps) + 1) for k in at]
-        what = f"Step {ns[0]} of {len(steps)}" if len(ns) == 1 else f"Steps {', '.join(ns[:-1])} and {ns[-1]} of {len(steps)}"
-    dil = f" with dilation {dilation} (taps {dilation} cells apart)" if dilation > 1 else ''
-    vals = '' if len(steps) > 64 else "; row by row its values are " + '; '.join(
-        ' '.join(_fmt(s.value) for s in steps[r*ow:(r+1)*ow]) for r in range(oh))
-    return (f"{what}: a {kh}×{kw} kernel{dil} slides with stride {stride} over a {h}×{wd} input padded by {padding} "
-            f"(dashed cells). Its weights are written in the input cells it covers, and an arrow leads to the output "
-            f"cell they produce. The output is {oh}×{ow}{vals}.")
+    return steps_alt(x, w, conv_steps(x, w, stride, padding, dilation), padding, at, _moves(stride, dilation))
 
+@fc.delegates(show_steps, but=['steps', 'padding', 'title', 'moves'])
 def show_conv(x:torch.Tensor,  # 2-D input
               w:torch.Tensor,  # 2-D kernel
               stride:int=1,    # Step between windows
               padding:int=0,   # Zeros added on each side
               dilation:int=1,  # Spacing between the kernel's taps
-              at=(0, 1, -1),   # Steps to draw, one panel each
-              imsize:float|None=None, # Inches per cell; by default as large as fits `COLUMN_PX`, up to `CELL_PX[1]` pixels
-              title:str|None=None):   # Title; by default the sizes
-    "Draw the convolution of `x` by `w` at the steps `at` and return the figure"
+              title:str|None=None, # Title; by default the sizes
+              **kwargs):       # `at`, the steps to draw (by default the first two and the last), and `imsize`
+    "Draw the convolution of `x` by `w` at the steps `at`, with `show_steps`, and return the figure"
     steps = conv_steps(x, w, stride, padding, dilation)
-    idx = [k % len(steps) for k in at]
-    (h, wd), (kh, kw), p = x.shape, w.shape, padding
-    oh, ow = steps[-1].i + 1, steps[-1].j + 1
-    below = _below(h, wd, p, oh, ow)
-    L = _layout(h, wd, p, oh, ow, below)
-    cw, ch = L.w, L.h
-    dpi = plt.rcParams['figure.dpi']
-    nc = max(n for n in range(1, len(idx) + 1) if n == 1 or n*cw*CELL_PX[0] <= COLUMN_PX)  # panels side by side
-    nr = math.ceil(len(idx)/nc)
-    cell = imsize*dpi if imsize else min(CELL_PX[1], COLUMN_PX/(nc*cw))  # pixels per cell
-    fig, axs = plt.subplots(nr, nc, figsize=(nc*cw*cell/dpi, nr*(ch + 1.3)*cell/dpi + 0.4), squeeze=False)  # +1.3: step titles
-    u = _pt_per_px(fig, cell)
-    for ax in axs.flat[len(idx):]: ax.set_axis_off()
-    for ax, k in zip(axs.flat, idx):
-        draw_conv_step(ax, x, w, steps, k, padding, u=u, below=below)
-        ax.set_title(f"step {k+1}/{len(steps)}: out[{steps[k].i},{steps[k].j}] = {_fmt(steps[k].value)}", fontsize=12*u)
-    dil = f", dilation {dilation}" if dilation > 1 else ''
-    fig.suptitle(title or f"{h}×{wd} input, {kh}×{kw} kernel, stride {stride}, padding {p}{dil} → {oh}×{ow} output", fontsize=13*u)
-    fig.tight_layout()
-    return set_alt(fig, conv_alt(x, w, stride, padding, dilation, at=idx))
+    title = title or f"{_conv_title(x, w, stride, padding, dilation)} → {steps[-1].i + 1}×{steps[-1].j + 1} output"
+    return show_steps(x, w, steps, padding, title=title, moves=_moves(stride, dilation), **kwargs)
 
 # %% ../nbs/06_strides_padding.ipynb #56b772fc
 def same_pads(ks:int,         # Kernel size
@@ -270,56 +135,17 @@ def same_padding(ks:int,       # Kernel size
     return before
 
 # %% ../nbs/06_strides_padding.ipynb #ac16d338
+@fc.delegates(steps_gif, but=['steps', 'padding', 'head'])
 def conv_gif(x:torch.Tensor,  # 2-D input
              w:torch.Tensor,  # 2-D kernel
              stride:int=1,    # Step between windows
              padding:int=0,   # Zeros added on each side
              dilation:int=1,  # Spacing between the kernel's taps
-             fname:str|Path|None=None, # Where to write the GIF; a temporary file if None
-             fps:float=2,     # Frames per second
-             dpi:int=100,     # Pixels per inch: a GIF shows one pixel per CSS pixel
-             imsize:float|None=None, # Inches per cell; by default as large as fits `COLUMN_PX`, up to `CELL_PX[1]` pixels
+             **kwargs,        # `fname`, `fps`, `dpi` and `imsize`, passed on to `steps_gif`
             )->bytes:
-    "Animate the kernel sliding over padded `x`, one frame per output cell; write the GIF to `fname` and return its bytes"
+    "Animate the kernel sliding over padded `x`, one frame per output cell, with `steps_gif`; return the GIF's bytes"
     steps = conv_steps(x, w, stride, padding, dilation)
-    (h, wd), (kh, kw), p = x.shape, w.shape, padding
-    oh, ow = steps[-1].i + 1, steps[-1].j + 1
-    below = _below(h, wd, p, oh, ow)
-    L = _layout(h, wd, p, oh, ow, below)
-    cw, ch = L.w, L.h
-    cell = imsize*dpi if imsize else min(CELL_PX[1], COLUMN_PX/cw)  # pixels per cell
-    u = 72/dpi*min(1, cell/CELL_PX[0])
-    dil = f", dilation {dilation}" if dilation > 1 else ''
-    head = f"{h}×{wd} input, {kh}×{kw} kernel, stride {stride}, padding {p}{dil}"
-    titles = [f"step {k+1}/{len(steps)}: out[{s.i},{s.j}] = {_fmt(s.value)}" for k, s in enumerate(steps)]
-    fig = Figure(dpi=dpi)
-    FigureCanvasAgg(fig)  # to measure text before drawing
-    # The titles sit above the drawing: make the figure wide enough for the longest, so that none is clipped
-    r = fig.canvas.get_renderer()
-    tw = max(fig.text(0, 0, t, fontsize=12.5*u).get_window_extent(r).width for t in [head] + titles)/dpi + 0.3
-    for t in fig.texts[:]: t.remove()
-    th = 3*12.5*u/72  # two lines of title, in inches
-    fig.set_size_inches(max(cw*cell/dpi, tw), ch*cell/dpi + th)
-    ax = fig.add_axes((0, 0, 1, 1 - th/fig.get_figheight()))
-    top = fig.text(0.5, 1 - 0.12*th/fig.get_figheight(), head, ha='center', va='top', fontsize=12.5*u)
-    step = fig.text(0.5, 1 - 0.55*th/fig.get_figheight(), '', ha='center', va='top', fontsize=12.5*u)
-    if fname is None: fname = Path(tempfile.mkdtemp())/'conv.gif'
-    writer = PillowWriter(fps=fps)
-    with writer.saving(fig, fname, dpi):
-        a = _conv_canvas(ax, x, w, steps, padding, u, below)
-        for k, t in enumerate(titles):
-            _conv_show_step(ax, a, k, done=k)
-            step.set_text(t)
-            writer.grab_frame()
-    return Path(fname).read_bytes()
-
-def gif_html(b:bytes,   # GIF file contents
-             alt:str,   # What the animation shows, in words, e.g. from `conv_alt`
-             width:int|None=None): # Display width in pixels; natural size if None
-    "An IPython HTML object showing GIF bytes `b` inline with alt text, so it is saved with the notebook"
-    from IPython.display import HTML  # imported here: the rest of the module works without IPython
-    wd = f' width="{as_int(width, "width", 1)}"' if width is not None else ''
-    return HTML(f'<img src="data:image/gif;base64,{base64.b64encode(b).decode()}"{wd} alt="{html.escape(alt)}"/>')
+    return steps_gif(x, w, steps, padding, head=_conv_title(x, w, stride, padding, dilation), **kwargs)
 
 # %% ../nbs/06_strides_padding.ipynb #823932dc
 FORMULA = "⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1"  # `conv_out_size` for one padding on both sides, as the explorers write it
@@ -338,66 +164,33 @@ def conv_formula(n:int,         # Length of the input along this axis
 EXPLORER_RANGES = dict(h=(1, 10), w=(1, 10), ks=(1, 7), stride=(0, 4), padding=(-1, 3), dilation=(0, 4))  # slider ranges
 _LABELS = dict(h='input height H', w='input width W', ks='kernel size k', stride='stride s', padding='padding p', dilation='dilation d')
 
+def _explorer_settings(**a):
+    "The explorers' settings, each an integer in its slider's range, `EXPLORER_RANGES`"
+    return {k: as_int(a[k], k, *EXPLORER_RANGES[k]) for k in EXPLORER_RANGES}
+
 def _demo(h, w, ks):
     "The explorers' input and kernel: small integers, the same for the same sizes"
     gx, gk = torch.Generator().manual_seed(0), torch.Generator().manual_seed(3)  # seed 3: a 3x3 kernel with few zeros
     return torch.randint(0, 5, (h, w), generator=gx).float(), torch.randint(-1, 2, (ks, ks), generator=gk).float()
 
-def _explorer_fig(h, w, ks, stride, padding, dilation, step):
-    "One step of the explorer as a figure, with the formula for both axes in its title"
+def _explorer_count(h, w, ks, stride, padding, dilation):
+    "How many windows the explorers' settings give: `conv_out_size` for both axes, rows first"
+    return conv_out_size(h, ks, stride, padding, dilation)*conv_out_size(w, ks, stride, padding, dilation)
+
+def _explorer_fig(step, h, w, ks, stride, padding, dilation, title=None):
+    "One step of the explorers' demo convolution, drawn by `show_conv`"
     x, k = _demo(h, w, ks)
-    title = (f"rows: {conv_formula(h, ks, stride, padding, dilation)}\n"
-             f"columns: {conv_formula(w, ks, stride, padding, dilation)}")
     return show_conv(x, k, stride, padding, dilation, at=(step,), title=title)
 
-@functools.cache
-def _explorer_box():
-    "The class of the explorer's outer box, made on first use so that the module does not need ipywidgets"
-    import ipywidgets as W
-    class ConvExplorer(W.VBox):
-        "The explorer's widgets. Its display also carries a picture of its state, for viewers that cannot run widgets"
-        png = None  # (base64 PNG, metadata with width, height and alt) of the current state
-        def _repr_mimebundle_(self, **kwargs):
-            data = super()._repr_mimebundle_(**kwargs)
-            if self.png is None: return data
-            return {**data, 'image/png': self.png[0]}, {'image/png': self.png[1]}
-    return ConvExplorer
+def _formulas(h, w, ks, stride, padding, dilation):
+    "`conv_formula` for the rows (n = H) and for the columns (n = W)"
+    return tuple(conv_formula(n, ks, stride, padding, dilation) for n in (h, w))
 
-def _explorer_widget(state):
-    "Sliders for the sizes and the step, the output-size formula, and the figure `_explorer_fig` draws"
-    import ipywidgets as W
-    sty, lay = {'description_width': '8.5em'}, W.Layout(width='19em')
-    ctl = {k: W.IntSlider(state[k], min(lo, state[k]), max(hi, state[k]), description=_LABELS[k], style=sty, layout=lay,
-                          continuous_update=False) for k, (lo, hi) in EXPLORER_RANGES.items()}
-    step = W.IntSlider(1, 1, 1, description='step', style=sty, layout=W.Layout(width='38em'))
-    txt, pic = W.HTML(), W.HTML()
-    box = _explorer_box()([W.HBox([W.VBox(list(ctl.values())[:3]), W.VBox(list(ctl.values())[3:])]), step, txt, pic])
-    busy = []
-    def redraw(change=None):
-        if busy: return  # our own changes to the step slider below
-        busy.append(1)
-        try:
-            a = {k: c.value for k, c in ctl.items()}
-            try: oh, ow = (conv_out_size(n, a['ks'], a['stride'], a['padding'], a['dilation']) for n in (a['h'], a['w']))
-            except ValueError as e:
-                txt.value = f'<p style="color:#a40e26"><b>PyTorch refuses this layer:</b> {html.escape(str(e))}</p>'
-                pic.value, box.png = '', None
-                return
-            step.max = oh*ow
-            if change is None: step.value = state['step'] % (oh*ow) + 1
-            fig = _explorer_fig(**a, step=step.value - 1)
-            box.png = retina_png(fig)
-            plt.close(fig)  # or the inline backend shows it again after the next cell
-            data, md = box.png
-            pic.value = f'<img src="data:image/png;base64,{data}" width="{md["width"]}" alt="{html.escape(md["alt"])}"/>'
-            txt.value = (f'<p>Output size along an axis of n cells: o = {FORMULA}<br>'
-                         f'<b>rows</b> (n = H): {conv_formula(a["h"], a["ks"], a["stride"], a["padding"], a["dilation"])}<br>'
-                         f'<b>columns</b> (n = W): {conv_formula(a["w"], a["ks"], a["stride"], a["padding"], a["dilation"])}</p>')
-        finally: busy.clear()
-    for c in [*ctl.values(), step]: c.observe(redraw, 'value')
-    redraw()
-    box.sliders, box.step, box.text = ctl, step, txt
-    return box
+def _explorer_words(**a):
+    "The formula, and the formula with the numbers filled in for the rows and the columns, as HTML"
+    rows, cols = _formulas(**a)
+    return (f'<p>Output size along an axis of n cells: o = {FORMULA}<br>'
+            f'<b>rows</b> (n = H): {rows}<br><b>columns</b> (n = W): {cols}</p>')
 
 def conv_explorer(h:int=5,        # Input height H
                   w:int=5,        # Input width W
@@ -409,14 +202,23 @@ def conv_explorer(h:int=5,        # Input height H
                   live:bool|None=None, # Sliders (True) or one static figure (False); default: `live_frontend()`
                  ):
     "Explore a convolution of a small demo input: sliders for the sizes and the window in a notebook, else one figure"
-    for n in (h, w): conv_out_size(n, ks, stride, padding, dilation)  # refuse what PyTorch refuses, before any work
+    a = _explorer_settings(h=h, w=w, ks=ks, stride=stride, padding=padding, dilation=dilation)
+    _explorer_count(**a)  # refuse what PyTorch refuses, before any work
     step = as_int(step, 'step')
-    state = dict(h=h, w=w, ks=ks, stride=stride, padding=padding, dilation=dilation, step=step)
-    if live is None: live = live_frontend()
-    return _explorer_widget(state) if live else _explorer_fig(**state)
+    if not (live_frontend() if live is None else live):
+        return _explorer_fig(step, **a, title="rows: {}\ncolumns: {}".format(*_formulas(**a)))
+    return step_explorer({**a, 'step': step}, EXPLORER_RANGES, _LABELS, _explorer_count, _explorer_fig, _explorer_words,
+                         refused='PyTorch refuses this layer')
 
 # %% ../nbs/06_strides_padding.ipynb #255da055
 def _asset(name): return (resources.files('miniconv')/'assets'/name).read_text(encoding='utf-8')
+
+_CAPTION = ("<b>Convolution explorer.</b> Choose the input size H × W, the kernel size k, the stride s, the padding p and "
+            "the dilation d. Move the window with the step slider, the ‹ › buttons, a tap on an output cell, or the arrow "
+            "keys on the drawing. The shaded cells are the kernel's taps, the dashed outline is the span they reach, "
+            "dashed grey cells are padding, and the dark green cell is the output the window fills. The output size "
+            "comes from the formula of <code>conv_out_size</code>, and settings PyTorch refuses are refused here with "
+            "<code>conv_out_size</code>'s reason.")
 
 def explorer_html(h:int=5,        # Input height H
                   w:int=5,        # Input width W
@@ -428,20 +230,13 @@ def explorer_html(h:int=5,        # Input height H
                  ):
     "The convolution explorer as one piece of HTML with its CSS and script inlined (`miniconv/assets/conv_explorer.*`)"
     from IPython.display import HTML  # imported here: the rest of the module works without IPython
-    a = dict(h=h, w=w, ks=ks, stride=stride, padding=padding, dilation=dilation, step=step)
-    a = {k: as_int(v, k) for k, v in a.items()}  # only integers go into the page; the widget refuses the rest itself
-    attrs = ' '.join(f'data-{k}="{v}"' for k, v in a.items())
+    a = {**_explorer_settings(h=h, w=w, ks=ks, stride=stride, padding=padding, dilation=dilation), 'step': as_int(step, 'step')}
+    attrs = ' '.join(f'data-{k}="{v}"' for k, v in a.items())  # integers only; the script refuses what PyTorch refuses
     ranges = html.escape(json.dumps({k: list(v) for k, v in EXPLORER_RANGES.items()}))
-    cap = ("<b>Convolution explorer.</b> Choose the input size H × W, the kernel size k, the stride s, the padding p and "
-           "the dilation d. Move the window with the step slider, the ‹ › buttons, a tap on an output cell, or the arrow "
-           "keys on the drawing. The shaded cells are the kernel's taps, the dashed outline is the span they reach, "
-           "dashed grey cells are padding, and the dark green cell is the output the window fills. The output size "
-           "comes from the formula of <code>conv_out_size</code>, and settings PyTorch refuses are refused here with "
-           "<code>conv_out_size</code>'s reason.")
     return HTML(f'<style>\n{_asset("conv_explorer.css")}</style>\n'
                 f'<figure class="mc-explorer" {attrs} data-ranges="{ranges}">\n'
                 f'<noscript><p>This explorer needs JavaScript; the figures above show the same steps.</p></noscript>\n'
-                f'<figcaption>{cap}</figcaption>\n</figure>\n'
+                f'<figcaption>{_CAPTION}</figcaption>\n</figure>\n'
                 f'<script>\n{_asset("conv_explorer.js")}</script>\n')
 
 # %% ../nbs/06_strides_padding.ipynb #58cfe6d7
@@ -475,5 +270,42 @@ def conv_transpose_out_size(n:int,             # Length of the input along this 
     if o < 1: raise ValueError(f"output size {o} is below 1 for n={n}, ks={ks}, stride={stride}, padding={padding}, output_padding={output_padding}, dilation={dilation}")
     return o
 
-# %% ../nbs/06_strides_padding.ipynb #67aa5559
-add_param_docs(__name__)
+# %% ../nbs/06_strides_padding.ipynb #b713176c
+import warnings
+from .harness import checker, Wrong, Forbid, TORCH_CONVS, read_ints, expect, seeded, named_shapes, too
+
+# %% ../nbs/06_strides_padding.ipynb #d7490415
+def _stem(n): return pool_out_size(conv_out_size(n, 7, stride=2, padding=3), 3, stride=2, padding=1)
+
+@checker
+def check_stem_size(answer, # Your `(height, width)` after `nn.Conv2d(3, 64, 7, stride=2, padding=3)` then `nn.MaxPool2d(3, stride=2, padding=1)` on a 100x75 image
+                   ) -> bool:
+    "Strides and padding: the output height and width of a ResNet-style stem on a 100x75 (height x width) image"
+    h, w = read_ints(answer, 'your answer (height, width)', n=2)
+    want = _stem(100), _stem(75)
+    if (h, w) == want: return "right: each layer roughly halves each side, rounding down, and the padding keeps the border windows"
+    conv = conv_out_size(100, 7, 2, 3), conv_out_size(75, 7, 2, 3)
+    if (h, w) == conv: raise Wrong("those are the sizes after the convolution: the max pool comes after it")
+    bad, ok = [], []
+    for nm, v, t in (('height', h, want[0]), ('width', w, want[1])):
+        if v == t: ok.append(nm)
+        else: bad.append(f"the {nm} is {too(v, t)}")
+    raise Wrong('; '.join(bad) + (f" (the {ok[0]} is right)" if ok else ''))
+
+# %% ../nbs/06_strides_padding.ipynb #2117c0b8
+_NO_SAME = (Forbid(*TORCH_CONVS, when=lambda a: a.get('padding') == 'same', name="padding='same'"), Forbid(same_pads))
+
+@checker
+def check_conv2d_same(f, # Your function `conv2d_same(x, w, dilation=1)` for `x` `[N, C, H, W]` and `w` `[O, C, kh, kw]`, without `padding='same'`
+                     ) -> bool:
+    "Strides and padding: does `f(x, w, dilation=d)`, without `padding='same'`, give `F.conv2d(x, w, padding='same', dilation=d)`?"
+    g = seeded()
+    cfgs = [((2, 3, 8, 9), (4, 3, 3, 3), 1), ((1, 2, 7, 6), (3, 2, 2, 2), 1), ((1, 1, 9, 9), (2, 1, 4, 4), 1), ((2, 2, 6, 10), (2, 2, 2, 5), 1),
+            ((1, 3, 10, 8), (2, 3, 3, 3), 2), ((1, 1, 11, 7), (1, 1, 2, 3), 3), ((1, 2, 5, 5), (3, 2, 1, 1), 1), ((1, 1, 3, 4), (1, 1, 4, 4), 1)]
+    for xs, ws, d in cfgs:
+        x, w = torch.randn(*xs, generator=g), torch.randn(*ws, generator=g)
+        with warnings.catch_warnings():  # PyTorch warns that an even kernel needs a padded copy of the input
+            warnings.simplefilter('ignore')
+            want = F.conv2d(x, w, padding='same', dilation=d)
+        expect(f, want, x, w, dilation=d, where=named_shapes(x=x, w=w) + f", dilation={d}", forbid=_NO_SAME)
+    return f"right on {len(cfgs)} configurations: odd, even and non-square kernels, dilation, and a kernel larger than the image"

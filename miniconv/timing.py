@@ -8,8 +8,6 @@ import contextlib, statistics, time
 
 import torch
 
-from .checks import add_param_docs
-
 # %% auto #0
 __all__ = ['CLOCKS', 'time_interleaved', 'num_threads']
 
@@ -34,13 +32,10 @@ def time_interleaved(fns:dict,       # Name -> function of no arguments
 
 # %% ../nbs/03_timing.ipynb #fa5de3f8
 @contextlib.contextmanager
-def num_threads(n:int=None, # Threads for the block; None leaves the count as it is
+def num_threads(n:int|None=None, # Threads for the block; None leaves the count as it is
                ):
     "Run the block with `torch.set_num_threads(n)`, then restore the previous count"
     old = torch.get_num_threads()
     if n: torch.set_num_threads(n)
     try: yield torch.get_num_threads()
     finally: torch.set_num_threads(old)
-
-# %% ../nbs/03_timing.ipynb #48ac8140
-add_param_docs(__name__)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .checks import as_int, as_pair, check_tensor, shape_str, add_param_docs
+from .checks import as_int, as_pair, check_tensor, shape_str
 from .strides_padding import conv_out_size, conv_transpose_out_size
 from .im2col import im2col, col2im, _cl_strides, _taps_inner, _columns, _product, _out_grad, _weight_grad, _input_grad, _apply
 
 # %% auto #0
-__all__ = ['conv_transpose2d']
+__all__ = ['conv_transpose2d', 'check_upsample_sizes', 'check_overlap_counts', 'check_conv_transpose']
 
 # %% ../nbs/13_transposed.ipynb #d7dd3023
 def _transpose_args(x, weight, bias, stride, padding, output_padding, groups, dilation):
@@ -88,5 +88,53 @@ def conv_transpose2d(x,                # Images `[N, C_in, H, W]` or one image `
     out = _apply(_ConvTranspose2d, x, weight, bias, geo, G, size, _cl_strides(x) or _cl_strides(weight))
     return out[0] if one else out
 
-# %% ../nbs/13_transposed.ipynb #0470d7f4
-add_param_docs(__name__)
+# %% ../nbs/13_transposed.ipynb #8e41293e
+import re
+from .harness import checker, Wrong, Forbid, TORCH_CONVS, read_ints, expect, seeded, named_shapes, too
+
+# %% ../nbs/13_transposed.ipynb #e82f3ae1
+_UP = [dict(ks=4, stride=2, padding=1), dict(ks=3, stride=2, padding=1, output_padding=1), dict(ks=5, stride=3, padding=1), dict(ks=3, stride=1, padding=1)]
+
+@checker
+def check_upsample_sizes(answer, # Your four sizes, one after each transposed convolution of the exercise, starting from 5x5
+                        ) -> bool:
+    "Transposed: the size after each of four `nn.ConvTranspose2d` layers, starting from a 5x5 input"
+    got = read_ints(answer, 'your sizes', n=len(_UP))
+    want, n = [], 5
+    for a in _UP: n = conv_transpose_out_size(n, **a); want.append(n)
+    if got == want: return "right: each layer computes s(n - 1) + d(k - 1) - 2p + output_padding + 1"
+    i = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b)
+    right = {0: '', 1: "the first size is right; "}.get(i, f"the first {i} sizes are right; ")
+    raise Wrong(right + f"the size after layer {i+1} is {too(got[i], want[i])}")
+
+@checker
+def check_overlap_counts(answer, # The distinct numbers of input pixels that paint an interior output pixel (a set of ints)
+                        ) -> bool:
+    "Transposed: which counts of painting input pixels occur in the interior of a 5x5 stride-2 transposed convolution?"
+    got = set(read_ints(answer, 'your counts'))
+    cnt = conv_transpose2d(torch.ones(1, 1, 12, 12), torch.ones(1, 1, 5, 5), stride=2)[0, 0]   # a kernel of ones counts the painters
+    want = {int(v) for v in cnt[6:-6, 6:-6].unique()}
+    if got == want: return "right: along each axis a pixel is painted by 3 or by 2 windows, and the two axes multiply"
+    msg = []
+    if got - want: msg.append(f"{len(got - want)} of your counts never occur in the interior")
+    if want - got: msg.append("some counts that do occur are missing")
+    raise Wrong('; '.join(msg) + ": count along one axis first, then combine the two axes")
+
+# %% ../nbs/13_transposed.ipynb #eaf66c01
+_NO_TRANSPOSED = (Forbid(*[f for f in TORCH_CONVS if re.search('transpose|input|backward', f.__name__)], conv_transpose2d),
+                  Forbid(*TORCH_CONVS, when=lambda a: bool(a.get('transposed')), name='a transposed convolution'))
+
+@checker
+def check_conv_transpose(f, # Your `f(x, w, stride=1, padding=0, output_padding=0)`, with `x` `[N, C_in, H, W]` and `w` `[C_in, C_out, kh, kw]`
+                        ) -> bool:
+    "Transposed: does `f(x, w, stride, padding, output_padding)`, a direct convolution and no transposed one, give `conv_transpose2d`?"
+    g = seeded()
+    cfgs = [((1, 1, 3, 3), (1, 1, 3, 3), 1, 0, 0), ((2, 3, 4, 5), (3, 2, 3, 3), 2, 1, 1), ((1, 2, 3, 4), (2, 3, 2, 3), 2, 0, 0),
+            ((2, 1, 5, 3), (1, 1, 4, 4), 2, 1, 0), ((1, 2, 2, 2), (2, 2, 1, 1), 3, 0, 2), ((1, 1, 4, 4), (1, 2, 5, 5), 1, 2, 0),
+            ((1, 2, 3, 3), (2, 1, 3, 3), 3, 2, 1)]
+    for xs, ws, s, p, op in cfgs:
+        x, w = torch.randn(*xs, generator=g), torch.randn(*ws, generator=g)
+        where = named_shapes(x=x, w=w) + f", stride={s}, padding={p}, output_padding={op}"
+        want = conv_transpose2d(x, w, stride=s, padding=p, output_padding=op)
+        expect(f, want, x, w, stride=s, padding=p, output_padding=op, where=where, forbid=_NO_TRANSPOSED)
+    return f"right on {len(cfgs)} configurations: C_in != C_out, non-square kernels, strides 1 to 3, padding and output_padding"

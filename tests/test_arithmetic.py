@@ -1,5 +1,7 @@
-"Output sizes of `miniconv.strides_padding` against real PyTorch layers over a grid, and the diagrams against `F.conv2d`."
-import io, itertools, warnings
+"""Output sizes of `miniconv.strides_padding` against real PyTorch layers over a grid, and the diagrams against `F.conv2d`.
+Also two rules for every saved notebook: no widget state, and no picture shown twice by one cell."""
+import base64, functools, hashlib, io, itertools, json, re, warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,11 +11,12 @@ from hypothesis import given, settings, assume, strategies as st
 from PIL import Image
 
 from miniconv.strides_padding import conv_out_size, conv_transpose_out_size, pool_out_size, same_padding
-from miniconv.strides_padding import conv_steps, slide_conv2d, conv_gif, show_conv, drawn_output
-from miniconv.strides_padding import COLUMN_PX, LABEL_PX, conv_alt, gif_html, text_px, _conv_canvas, _conv_show_step
+from miniconv.strides_padding import conv_steps, slide_conv2d, conv_gif, show_conv, conv_alt
+from miniconv.plotting import COLUMN_PX, LABEL_PX, drawn_output, gif_html, text_px, _conv_canvas, _conv_show_step
 
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py
+slow = pytest.mark.slow  # over half a second (many layers, figures or GIF frames): `make check` skips these
 
 
 def torch_shape(m, h, w):
@@ -49,6 +52,7 @@ def check_grid(make, f, grid, sizes=range(1, 11)):
     return n
 
 
+@slow
 def test_conv2d_grid():
     grid = itertools.product(range(1, 6), range(1, 5), range(0, 4), range(1, 4))  # ks, stride, padding, dilation
     n = check_grid(lambda k, s, p, d: nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d),
@@ -56,6 +60,7 @@ def test_conv2d_grid():
     assert n == 5*4*4*3*10
 
 
+@slow
 def test_conv_transpose2d_grid():
     grid = itertools.product(range(1, 5), range(1, 4), range(0, 4), range(0, 3), range(1, 4))  # ks, stride, padding, output_padding, dilation
     n = check_grid(lambda k, s, p, a, d: nn.ConvTranspose2d(1, 1, k, stride=s, padding=p, output_padding=a, dilation=d),
@@ -147,6 +152,7 @@ def test_drawn_figure_matches_conv2d():
     plt.close(fig)
 
 
+@slow
 @pytest.mark.parametrize('h, w, ks, s, p, d', [(3, 5, 2, 2, 1, 1), (4, 4, 2, 1, 0, 2)])
 def test_gif_frames(tmp_path, h, w, ks, s, p, d):
     x, k = torch.arange(h*w).reshape(h, w).float() % 4, torch.ones(ks, ks)
@@ -170,6 +176,7 @@ FIGS = [((5, 5), (3, 3), 2, 1, 1, (0, 1, -1)), ((5, 5), (4, 4), 1, 2, 1, (0, -1)
         ((6, 7), (3, 3), 2, 1, 2, (4,))]
 
 
+@slow
 @pytest.mark.parametrize('hw, khw, s, p, d, at', FIGS)
 def test_figure_labels_readable(hw, khw, s, p, d, at):
     "Every label is at least 10 CSS pixels where the page shows the figure; the weights are `LABEL_PX`; alt text is set"
@@ -186,6 +193,7 @@ def test_figure_labels_readable(hw, khw, s, p, d, at):
     plt.close(fig)
 
 
+@slow
 def test_text_px_measures_shrinking():
     "`text_px` is a measurement: a figure wider than the column shows its text smaller. `show_conv` makes up for it"
     import matplotlib.pyplot as plt
@@ -199,6 +207,7 @@ def test_text_px_measures_shrinking():
     plt.close('all')
 
 
+@slow
 @pytest.mark.parametrize('hw, khw, s, p, d, at, below', [(*f, False) for f in FIGS[:5]] + [(*f, True) for f in FIGS[:3:2]])
 def test_arrow_never_covers_a_number(hw, khw, s, p, d, at, below):
     "At every step, the arrow from the window to its output cell crosses no text: values, weights or captions"
@@ -231,6 +240,7 @@ def test_arrow_never_covers_a_number(hw, khw, s, p, d, at, below):
     plt.close(fig)
 
 
+@slow
 @pytest.mark.parametrize('h, w, ks, s, p, d', [(5, 5, 3, 2, 1, 1), (2, 2, 1, 1, 0, 1), (1, 3, 1, 3, 0, 1), (4, 4, 2, 1, 0, 2)])
 def test_gif_titles_inside_the_frame(tmp_path, h, w, ks, s, p, d):
     "No title is clipped: the outer columns of every frame stay blank, even when the drawing is narrower than the title"
@@ -246,8 +256,58 @@ def test_gif_titles_inside_the_frame(tmp_path, h, w, ks, s, p, d):
 
 
 def test_gif_html_alt():
-    "`gif_html` needs alt text, and escapes it"
+    "`gif_html` needs alt text, and escapes it; the picture sits in a box the site lets scroll sideways"
     with pytest.raises(TypeError): gif_html(b'GIF89a')
     h = gif_html(b'GIF89a', 'a "3×3" <kernel>', width=200).data
-    assert 'alt="a &quot;3×3&quot; &lt;kernel&gt;"' in h and 'width="200"' in h and h.startswith('<img src="data:image/gif;base64,')
+    assert 'alt="a &quot;3×3&quot; &lt;kernel&gt;"' in h and 'width="200"' in h
+    assert h.startswith('<div class="mc-scroll"><img src="data:image/gif;base64,') and h.endswith('</div>')
     with pytest.raises(ValueError, match='width'): gif_html(b'GIF89a', 'x', width='100" onload="')
+
+
+# Every saved notebook: no widget state, and no picture twice in one cell
+
+NBS = sorted((Path(__file__).resolve().parents[1]/'nbs').glob('**/*.ipynb'))
+_DATA_URI = re.compile(r'data:image/[\w.+-]+;base64,([A-Za-z0-9+/=\s]+)')
+
+@functools.cache
+def _nb(p): return json.loads(p.read_text(encoding='utf-8'))
+
+def widget_state(nb): # A notebook, as JSON
+    "The notebook's saved widget state (`metadata.widgets`), or None"
+    return nb.get('metadata', {}).get('widgets')
+
+def pictures(cell): # A code cell, as JSON
+    "SHA-1 of each picture in the cell's outputs: image data, and the base64 images inside HTML"
+    for o in cell.get('outputs', []):
+        for mime, v in o.get('data', {}).items():
+            s = ''.join(v) if isinstance(v, list) else v
+            found = [s] if mime.startswith('image/') else _DATA_URI.findall(s) if mime == 'text/html' else []
+            for b in found: yield hashlib.sha1(re.sub(r'\s', '', b).encode()).hexdigest()
+
+def repeated_pictures(nb): # A notebook, as JSON
+    "The ids of cells whose outputs show one picture more than once"
+    res = []
+    for c in nb['cells']:
+        ps = list(pictures(c))
+        if len(ps) != len(set(ps)): res.append(c.get('id'))
+    return res
+
+def test_the_notebook_checks_see_what_they_look_for():
+    "A check of the checks, on small made-up notebooks"
+    png = base64.b64encode(b'\x89PNG a picture').decode()
+    html = {'data': {'text/html': f'<div><img src="data:image/png;base64,{png[:8]}\n{png[8:]}"/></div>'}}
+    twice = {'cells': [{'id': 'a', 'outputs': [{'data': {'image/png': png}}, {'data': {'image/png': png + '\n'}}]},
+                       {'id': 'b', 'outputs': [{'data': {'image/png': png}}, html]},
+                       {'id': 'c', 'outputs': [{'data': {'image/png': png}}]}, {'id': 'd', 'outputs': [html]}]}
+    assert repeated_pictures(twice) == ['a', 'b']
+    assert widget_state({'metadata': {'widgets': {'state': {}}}}) and widget_state({'metadata': {}}) is None
+
+@pytest.mark.parametrize('p', NBS, ids=lambda p: p.name)
+def test_no_widget_state(p):
+    "No notebook carries widget state: nbdev_clean keeps it (nbdev 2.4.14), so notebooks must be run without storing it"
+    assert widget_state(_nb(p)) is None, f"{p.name} carries metadata.widgets: run it with /work/brief/run_nb.py-style store_widget_state=False, or delete the key"
+
+@pytest.mark.parametrize('p', NBS, ids=lambda p: p.name)
+def test_no_picture_shown_twice(p):
+    "No cell shows the same picture twice (a figure returned by a cell and shown again by pyplot at its end, say)"
+    assert not repeated_pictures(_nb(p)), f"{p.name}: cells {repeated_pictures(_nb(p))} show a picture twice"

@@ -1,23 +1,30 @@
-"""The exercise checkers of `miniconv.exercises`, and the chapters' Summary and Exercises sections that name them.
+"""The exercise checkers, each defined in its chapter's module and gathered by `miniconv.exercises`, and the chapters'
+Summary and Exercises sections that name them.
 
 Every checker accepts a right answer (small reference answers below, the same ones the solutions notebooks derive),
 rejects plausible wrong answers with a message naming what differs, answers bad input (None, a wrong type, a function
-that raises) with False and a message instead of a traceback, never prints the right answer, and leaves the caller's
-random numbers alone. The solutions notebooks themselves run under `nbdev_test` (they `assert` their checkers)."""
-import contextlib, copy, io, json, re
+that raises or calls sys.exit(), an endless collection) with False and a message instead of a traceback, never prints
+the right answer, and leaves the caller's random numbers alone. A build-it-yourself checker refuses the function that
+would do the whole job (PyTorch's, or the chapter's own), and compares plain values, not what a tensor subclass claims.
+The solutions notebooks themselves run under `nbdev_test` (they `assert` their checkers)."""
+import contextlib, copy, importlib, io, itertools, json, re, signal, sys, threading, time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import miniconv.exercises as ex
+from miniconv import harness
+from miniconv.cnn import _smoothed_entropy
 from miniconv.im2col import conv2d, im2col
-from miniconv.kernels import top_edge, left_edge
+from miniconv.kernels import top_edge, left_edge, corr2d
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/'nbs'
+MODULE = lambda chapter: re.sub(r'^\d+_', '', chapter)   # '05_kernels' -> 'kernels'
 CHAPTERS = ['05_kernels', '06_strides_padding', '07_im2col', '08_cnn', '09_receptive_field', '11_color', '12_pooling', '13_transposed', '14_layers']
 
 def run(checker, answer):
@@ -115,6 +122,11 @@ class NoBias(Conv1d): use_bias = False
 class KernelDown(nn.Conv1d):
     "The kernel one column wide instead of one row high"
     def _conv_forward(self, x, weight, bias): return conv2d(x[:, :, None], weight[..., None], bias, (1, self.stride[0]), 0, 1, self.groups)[:, :, 0]
+class UnfoldConv1d(nn.Conv1d):
+    "Right for a plain layer, by F.unfold and a matrix product: no convolution function, and not miniconv's conv2d either"
+    def _conv_forward(self, x, weight, bias):
+        cols = F.unfold(x[:, :, None], (1, self.kernel_size[0]))
+        return (weight.flatten(1) @ cols + bias[:, None]) if bias is not None else weight.flatten(1) @ cols
 class FrozenWeight(Conv1d):
     def _conv_forward(self, x, weight, bias): return super()._conv_forward(x, weight.detach(), bias)
 
@@ -163,7 +175,7 @@ WRONG = [
     ('check_laplacian', torch.ones(2, 2), 'odd sides'),
     ('check_corr1d', lambda x, k: corr1d(x, k.flip(0)), 'differs at index'), ('check_corr1d', lambda x, k: corr1d(x, k)[:-1], 'has shape'),
     ('check_corr2d', lambda img, k: fft_corr2d(img, k.flip(0, 1)), 'differs at index'),
-    ('check_corr2d', lambda img, k: F.conv2d(img[None, None], k[None, None], padding=1)[0, 0], 'has shape'),
+    ('check_corr2d', lambda img, k: fft_corr2d(F.pad(img, (1, 1, 1, 1)), k), 'has shape'),
     ('check_stem_size', (50, 38), 'after the convolution'), ('check_stem_size', (25, 18), 'the width is too low (the height is right)'),
     ('check_stem_size', (24, 19), 'the height is too low'),
     ('check_conv2d_same', lambda x, w, dilation=1: F.conv2d(x, w, padding=(w.shape[-2]//2, w.shape[-1]//2), dilation=dilation), 'has shape'),
@@ -195,11 +207,12 @@ WRONG = [
     ('check_conv_to_linear', lambda m: conv_to_linear(m, bias=False), "off by the last convolution's bias"),
     ('check_conv_to_linear', lambda m: conv_to_linear(m, order=True), 'differs at index'),
     ('check_conv_to_linear', lambda m: m, 'no nn.Linear(64, 10)'),
-    ('check_smoothing_floor', 0.5, 'label_smoothing=0.1'), ('check_smoothing_floor', round(ex._smoothed_entropy(0.2, spread=9), 3), 'all ten classes'),
+    ('check_smoothing_floor', 0.5, 'label_smoothing=0.1'), ('check_smoothing_floor', round(_smoothed_entropy(0.2, spread=9), 3), 'all ten classes'),
     ('check_smoothing_floor', 0.88, 'too high'),
     ('check_rf_size', 11, 'multiply it by the jump'), ('check_rf_size', 18, 'dilated'), ('check_rf_size', 19, 'widens the field too'),
     ('check_rf1d', lambda m: rf1d(m, jumps=False), 'the size is wrong'), ('check_rf1d', lambda m: rf1d(m, dilations=False), 'the size is wrong'),
     ('check_rf1d', lambda m: rf1d(m, jump_first=True), 'the size is wrong'), ('check_rf1d', lambda m: 7, 'what your function returns'),
+    ('check_rf1d', lambda m: itertools.count(), 'yours holds more than 2'),
     ('check_color_params', (2432*49, 2432), 'your two counts differ'), ('check_color_params', (2400, 2400), 'biases'),
     ('check_color_params', (832, 832), 'one 5x5 grid per input channel'),
     ('check_grey_weights', lambda w: w.mean(1, keepdim=True), 'differs at index'), ('check_grey_weights', lambda w: w[:, :1], 'differs at index'),
@@ -229,8 +242,8 @@ WRONG = [
     ('check_conv1d_layer', ZerosOnly, "padding_mode='reflect', bias=False) on x of shape (2, 3, 11) differs at index"),
     ('check_conv1d_layer', BothAxes, 'differs at index'), ('check_conv1d_layer', NoStride, 'has shape'),
     ('check_conv1d_layer', NoBias, 'differs at index'), ('check_conv1d_layer', KernelDown, 'your layer raised ValueError'),
-    ('check_conv1d_layer', nn.Conv1d, "miniconv's conv2d did not compute it"), ('check_conv1d_layer', FrozenWeight, 'does not depend on weight'),
-    ('check_conv1d_layer', nn.Linear, "can't load the state_dict"), ('check_conv1d_layer', lambda *a, **k: 3, 'should make a layer'),
+    ('check_conv1d_layer', UnfoldConv1d, "miniconv's conv2d did not compute it"), ('check_conv1d_layer', FrozenWeight, 'does not depend on weight'),
+    ('check_conv1d_layer', nn.Linear, "loading the state_dict of nn.Conv1d(3, 4, 3) into your layer raised"), ('check_conv1d_layer', lambda *a, **k: 3, 'should make a layer'),
 ]
 
 def checkers(): return sorted(n for n in ex.__all__ if n.startswith('check_'))
@@ -303,15 +316,22 @@ def test_layer_checker_reports_a_raising_class():
 
 def _boom(*args, **kwargs): raise RuntimeError("not written yet")
 
+def _exits(*args, **kwargs): sys.exit(3)
+
+BAD = {'None': lambda: None, 'str': lambda: 'abc', 'complex': lambda: 3.5j, 'raises': lambda: _boom, 'ragged': lambda: [[1, 2], [3]],
+       'exits': lambda: _exits, 'count': itertools.count, 'range': lambda: range(10**12)}
+
 @pytest.mark.parametrize('name', sorted(RIGHT))
-@pytest.mark.parametrize('bad', [None, 'abc', 3.5j, _boom, [[1, 2], [3]]], ids=['None', 'str', 'complex', 'raises', 'ragged'])
+@pytest.mark.parametrize('bad', BAD, ids=list(BAD))
 def test_bad_input_is_a_verdict(name, bad, capsys):
-    "None, a wrong type or a function that raises: False and a one-line message, never an exception or a traceback"
-    res = getattr(ex, name)(bad)
+    "None, a wrong type, a function that raises or calls sys.exit(), an endless collection: False and a one-line message, never an exception or a traceback"
+    res = getattr(ex, name)(BAD[bad]())
     out, err = capsys.readouterr()
     assert res is False and out.startswith('✗ ') and len(out.splitlines()) == 1, out
     assert 'Traceback' not in out + err and not err, err
-    if bad is _boom and isinstance(RIGHT[name], type(corr1d)): assert 'your function raised RuntimeError: not written yet' in out, out
+    if isinstance(RIGHT[name], type(corr1d)):
+        if bad == 'raises': assert 'your function raised RuntimeError: not written yet' in out, out
+        if bad == 'exits': assert 'your function called sys.exit()' in out, out
 
 def test_checkers_leave_random_numbers_alone():
     "Checking an answer (which builds models and random inputs, on one thread) leaves the caller's random numbers and thread count alone"
@@ -323,6 +343,242 @@ def test_checkers_leave_random_numbers_alone():
         for name, answer in RIGHT.items(): getattr(ex, name)(answer)
     assert torch.equal(torch.rand(3), want)
     assert torch.get_num_threads() == threads
+
+# ---- build it yourself: the function that would do the whole job is refused
+
+class SuperConv1d(nn.Conv1d):
+    "nn.Conv1d's own arithmetic, through super()"
+    def _conv_forward(self, x, weight, bias): return super()._conv_forward(x, weight, bias)
+
+def _with_autograd(conv):
+    "A weight gradient computed by autograd through `conv`, not by hand"
+    def f(x, go, ks, stride=1, padding=0, dilation=1):
+        w = torch.zeros(go.shape[1], x.shape[1], *ks, dtype=x.dtype, requires_grad=True)
+        return torch.autograd.grad(conv(x, w, stride=stride, padding=padding, dilation=dilation), w, go)[0]
+    return f
+
+def _caught(f, right):
+    "`f`, made to fall back on the `right` function if the shortcut raises: the verdict must still refuse it"
+    def g(*args, **kwargs):
+        try: return f(*args, **kwargs)
+        except Exception: return right(*args, **kwargs)
+    return g
+
+def _numpy_corr1d(x, k): return torch.from_numpy(np.correlate(x.numpy(), k.numpy(), 'valid'))
+
+def _same_pads_conv(x, w, dilation=1):
+    from miniconv.strides_padding import same_pads
+    (bh, ah), (bw, aw) = same_pads(w.shape[-2], dilation), same_pads(w.shape[-1], dilation)
+    return F.conv2d(F.pad(x, (bw, aw, bh, ah)), w, dilation=dilation)
+
+def _rf1d_by_2d(model):
+    "The checker's own reference: receptive_field on the model made 2-D"
+    from miniconv.receptive_field import receptive_field, _to2d
+    rf = receptive_field(nn.Sequential(*map(_to2d, model)), (1, 4000), axis=1)
+    return int(rf['size'].iloc[-1]), int(rf['jump'].iloc[-1])
+
+def _transpose_by_ours(x, w, stride=1, padding=0, output_padding=0):
+    from miniconv.transposed import conv_transpose2d
+    return conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding)
+
+def _transpose_by_grad(x, w, stride=1, padding=0, output_padding=0):
+    (N, C, H, W), (kh, kw) = x.shape, w.shape[-2:]
+    size = [N, w.shape[1], (H - 1)*stride - 2*padding + kh + output_padding, (W - 1)*stride - 2*padding + kw + output_padding]
+    return torch.nn.grad.conv2d_input(size, w, x, stride=stride, padding=padding)
+
+def _transpose_by_op(x, w, stride=1, padding=0, output_padding=0):
+    return torch.ops.aten.convolution(x, w, None, [stride]*2, [padding]*2, [1, 1], True, [output_padding]*2, 1)
+
+# (checker, the shortcut, what the verdict must name): the issue's eight lambdas first, then other ways to the same end
+SHORTCUTS = [
+    ('check_corr1d', lambda x,k: F.conv1d(x[None,None],k[None,None])[0,0], 'F.conv1d'),
+    ('check_corr2d', lambda i,k: F.conv2d(i[None,None],k[None,None])[0,0], 'F.conv2d'),
+    ('check_conv2d_same', lambda x,w,dilation=1: F.conv2d(x,w,padding='same',dilation=dilation), "padding='same'"),
+    ('check_im2col1d', lambda x,ks,stride=1,padding=0,dilation=1: F.unfold(x[:,:,None],(1,ks),dilation=(1,dilation),padding=(0,padding),stride=(1,stride)), 'F.unfold'),
+    ('check_conv_weight_grad', lambda x,go,ks,stride=1,padding=0,dilation=1: torch.nn.grad.conv2d_weight(x,(go.shape[1],x.shape[1],*ks),go,stride,padding,dilation), 'torch.nn.grad.conv2d_weight'),
+    ('check_grouped_conv', lambda x,w,b,groups: F.conv2d(x,w,b,groups=groups), 'a convolution with groups > 1'),
+    ('check_avg_pool_as_conv', lambda x,ks: F.avg_pool2d(x,ks), 'F.avg_pool2d'),
+    ('check_conv_transpose', lambda x,w,stride=1,padding=0,output_padding=0: F.conv_transpose2d(x,w,stride=stride,padding=padding,output_padding=output_padding), 'F.conv_transpose2d'),
+    ('check_conv1d_layer', SuperConv1d, 'F.conv1d'),
+    ('check_corr1d', lambda x, k: torch.conv1d(x[None, None], k[None, None])[0, 0], 'F.conv1d'),
+    ('check_corr1d', lambda x, k: torch.ops.aten.convolution(x[None, None], k[None, None], None, [1], [0], [1], False, [0], 1)[0, 0], 'torch.ops.aten.convolution'),
+    ('check_corr1d', lambda x, k: corr2d(x[None], k[None])[0], "miniconv's corr2d"),
+    ('check_corr1d', _numpy_corr1d, 'numpy.correlate'),
+    ('check_corr2d', corr2d, "miniconv's corr2d"),
+    ('check_corr2d', lambda i, k: torch._C._VariableFunctions.conv2d(i[None, None], k[None, None])[0, 0], 'F.conv2d'),
+    ('check_conv2d_same', lambda x, w, dilation=1: nn.Conv2d(1, 1, 1, padding='same', dilation=dilation)._conv_forward(x, w, None), "padding='same'"),
+    ('check_conv2d_same', _same_pads_conv, "miniconv's same_pads"),
+    ('check_im2col1d', lambda x, ks, stride=1, padding=0, dilation=1: im2col(x[:, :, None], (1, ks), (1, stride), (0, padding), (1, dilation)), "miniconv's im2col"),
+    ('check_im2col1d', lambda x, ks, stride=1, padding=0, dilation=1: nn.Unfold((1, ks), (1, dilation), (0, padding), (1, stride))(x[:, :, None]), 'F.unfold'),
+    ('check_conv_weight_grad', _with_autograd(F.conv2d), 'F.conv2d'),
+    ('check_conv_weight_grad', _with_autograd(conv2d), "miniconv's conv2d"),
+    ('check_grouped_conv', lambda x, w, b, groups: conv2d(x, w, b, groups=groups), 'a convolution with groups > 1'),
+    ('check_grouped_conv', lambda x, w, b, groups: torch.convolution(x, w, b, [1, 1], [0, 0], [1, 1], False, [0, 0], groups), 'a convolution with groups > 1'),
+    ('check_avg_pool_as_conv', lambda x, ks: nn.AvgPool2d(ks)(x), 'F.avg_pool2d'),
+    ('check_avg_pool_as_conv', lambda x, ks: __import__('miniconv.pooling').pooling.avg_pool2d(x, ks), "miniconv's avg_pool2d"),
+    ('check_conv_transpose', _transpose_by_ours, "miniconv's conv_transpose2d"),
+    ('check_conv_transpose', _transpose_by_grad, 'torch.nn.grad.conv2d_input'),
+    ('check_conv_transpose', _transpose_by_op, 'a transposed convolution'),
+    ('check_rf1d', _rf1d_by_2d, "miniconv's receptive_field"),
+]
+
+SHORTCUT_IDS = [f"{i:02d}-{c[0]}" for i, c in enumerate(SHORTCUTS)]
+
+@pytest.mark.parametrize('case', SHORTCUTS, ids=SHORTCUT_IDS)
+def test_shortcut_is_refused(case):
+    "The function that would do the whole job is refused, by name; so it is when the learner's code catches the error and falls back on a right answer"
+    name, shortcut, what = case
+    res, out = run(getattr(ex, name), shortcut)
+    assert res is False and out == f"✗ this exercise asks you to build it without {what}\n", out
+    if isinstance(shortcut, type): return
+    res, out = run(getattr(ex, name), _caught(shortcut, RIGHT[name]))
+    assert res is False and out == f"✗ this exercise asks you to build it without {what}\n", out
+
+UNWATCHED = [(i, c) for i, c in zip(SHORTCUT_IDS, SHORTCUTS) if c[0] != 'check_conv1d_layer']   # nn.Conv1d's arithmetic also fails its autograd-graph check
+
+@pytest.mark.parametrize('case', [c for _, c in UNWATCHED], ids=[i for i, _ in UNWATCHED])
+def test_shortcut_would_pass_unwatched(case, monkeypatch):
+    "A check of the check: with nothing forbidden, each shortcut passes, so the refusal above is what stops it"
+    name, shortcut, _ = case
+    watch = harness._Watch.__init__
+    monkeypatch.setattr(harness._Watch, '__init__', lambda self, rules: watch(self, ()))
+    res, out = run(getattr(ex, name), shortcut)
+    assert res is True, out
+
+LEGIT = [
+    ('check_grouped_conv', lambda x, w, b, groups: torch.cat([F.conv2d(xg, wg, bg) for xg, wg, bg in
+                                                             zip(x.chunk(groups, 1), w.chunk(groups), [None]*groups if b is None else b.chunk(groups))], 1)),
+    ('check_conv_transpose', lambda *a, **k: conv_transpose_by_conv(*a, **k).detach()),
+    ('check_conv_transpose', lambda x, w, stride=1, padding=0, output_padding=0:   # the direct convolution by F.conv2d
+        F.conv2d(_zero_stuffed(x, w, stride, padding, output_padding), w.transpose(0, 1).flip(-1, -2))),
+    ('check_corr2d', lambda img, k: fft_corr2d(img, k)),
+    ('check_avg_pool_as_conv', lambda x, ks: F.conv2d(x, torch.full((x.shape[1], 1, ks, ks), 1/ks**2, dtype=x.dtype), stride=ks, groups=x.shape[1])),
+]
+
+def _zero_stuffed(x, w, s, p, op):
+    "The input of the direct convolution that computes a transposed one: zeros between pixels, padded"
+    (N, C, H, W), (kh, kw) = x.shape, w.shape[-2:]
+    xs = x.new_zeros(N, C, s*(H - 1) + 1, s*(W - 1) + 1)
+    xs[..., ::s, ::s] = x
+    return F.pad(xs, (kw - 1 - p, kw - 1 - p + op, kh - 1 - p, kh - 1 - p + op))
+
+@pytest.mark.parametrize('case', LEGIT, ids=[f"{i}-{c[0]}" for i, c in enumerate(LEGIT)])
+def test_legitimate_answers_pass(case):
+    "What an exercise allows still passes: F.conv2d with groups=1 in the grouped exercise, a direct F.conv2d for the transposed one, a depthwise F.conv2d for pooling"
+    name, answer = case
+    res, out = run(getattr(ex, name), answer)
+    assert res is True, out
+
+def test_watchers_stay_in_their_thread_and_call():
+    "A forbidden call fails only in the checker's thread, only during the call, and the watchers are gone after, even when the learner's code raised"
+    x, w, errs, done = torch.randn(1, 1, 5, 5), torch.randn(1, 1, 3, 3), [], threading.Event()
+    want = F.conv2d(x, w)
+    def other():
+        while not done.is_set():
+            try: assert torch.equal(F.conv2d(x, w), want)
+            except Exception as e: errs.append(e)
+    t = threading.Thread(target=other)
+    t.start()
+    try:
+        for _ in range(5): run(ex.check_corr2d, SHORTCUTS[1][1])
+    finally: done.set(); t.join()
+    assert errs == []
+    assert sys.getprofile() is None and torch._C._len_torch_function_stack() == 0
+    assert torch.equal(F.conv2d(x, w), want)
+
+class Agreeable(torch.Tensor):
+    "A tensor that says it is close to anything"
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.isclose, torch.allclose, torch.equal): return torch.ones(args[0].shape, dtype=torch.bool) if func is torch.isclose else True
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+class AgreeableConv1d(Conv1d):
+    "Every output 0, in a tensor that says it is close to anything"
+    def forward(self, x): return (0*super().forward(x)).as_subclass(Agreeable)
+
+class AgreeableStr(str):
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    __hash__ = str.__hash__
+
+class AgreeableInt(int):
+    def __eq__(self, other): return True
+    __hash__ = int.__hash__
+
+PLAIN = [
+    ('check_laplacian', torch.zeros(3, 3).as_subclass(Agreeable)),
+    ('check_greenness', torch.zeros(1, 3, 3, 3).as_subclass(Agreeable)),
+    ('check_corr1d', lambda x, k: torch.zeros(len(x) - len(k) + 1).as_subclass(Agreeable)),
+    ('check_conv1d_layer', AgreeableConv1d),
+    ('check_state_dict_keys', [AgreeableStr('0.weight')]),
+    ('check_conv_matrix_zeros', AgreeableInt(3)),
+    ('check_stem_size', (AgreeableInt(1), AgreeableInt(1))),
+]
+
+@pytest.mark.parametrize('case', PLAIN, ids=[f"{i}-{c[0]}" for i, c in enumerate(PLAIN)])
+def test_answers_are_plain_values(case):
+    "A value whose class says it equals anything is read as the plain number, string or tensor it holds, and fails; the verdict is never a bare ✗"
+    name, answer = case
+    res, out = run(getattr(ex, name), answer)
+    assert res is False and out.startswith('✗ ') and len(out.strip()) > 2, out
+
+def test_agreeable_tensor_fools_isclose():
+    "A check of the check: the subclass above does make isclose say True"
+    assert torch.isclose(torch.zeros(3).as_subclass(Agreeable), torch.ones(3)).all()
+
+def test_no_bare_cross():
+    with contextlib.redirect_stdout(io.StringIO()) as out: harness.verdict(False, '')
+    assert out.getvalue().startswith('✗ ') and len(out.getvalue().strip()) > 2
+
+def test_keyboard_interrupt_still_stops():
+    def stop(*args): raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt): ex.check_corr1d(stop)
+
+def test_separable_cost_verdict_states_the_fractions():
+    "The ✓ gives the depthwise step's share of the pair (about 1/29) and of a standard 3x3 layer (1/256), computed, not guessed"
+    dw, pw, full = 128*3*3*14*14, 256*128*14*14, 256*128*3*3*14*14
+    res, out = run(ex.check_separable_cost, dw + pw)
+    assert res is True and f"about 1/{round((dw + pw)/dw)} of the pair" in out and f"1/{full//dw} of a standard 3x3 layer" in out, out
+    assert (round((dw + pw)/dw), full//dw) == (29, 256)
+
+@pytest.mark.slow
+def test_time_limit():
+    "An endless loop in the learner's function, or in an answer's __iter__, gets a verdict after the time limit; the timer is put back"
+    def endless(*args, **kwargs):
+        while True:
+            try: pass
+            except Exception: pass
+    class Endless:
+        def __iter__(self): endless()
+    for checker, answer in ((ex.check_corr1d, endless), (ex.check_stem_size, Endless()), (ex.check_corr2d, lambda *a: time.sleep(60))):
+        t = time.perf_counter()
+        res, out = run(lambda a: checker(a, time_limit=0.3), answer)
+        assert res is False and 'took more than 0.3 s' in out and time.perf_counter() - t < 2, out
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0) and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+
+# ---- where the checkers live
+
+@pytest.mark.parametrize('chapter', CHAPTERS)
+def test_checkers_live_in_their_chapter(chapter):
+    "A chapter's exercises name checkers of its own module or of an earlier chapter, and say from which module to import them"
+    exercises, mod = ending(chapter)[1], importlib.import_module(f'miniconv.{MODULE(chapter)}')
+    own = {n for n in mod.__all__ if n.startswith('check_')}
+    assert all(getattr(mod, n).__module__ == mod.__name__ for n in own), own
+    named = set(re.findall(r'`(check_\w+)\(', exercises))
+    assert own <= named, own - named
+    for n in named - own:
+        home = getattr(ex, n).__module__.split('.')[-1]
+        assert [c for c in CHAPTERS if MODULE(c) == home][0] < chapter, f"{chapter} names {n}, from the later module {home}"
+        assert f'from miniconv.{home} import {n}' in exercises, n
+    m = re.search(rf'from miniconv\.{MODULE(chapter)} import ([\w, ]+)', exercises)
+    assert m and set(m[1].replace(' ', '').split(',')) == own, (chapter, m and m[0])
+
+def test_index_gathers_every_checker():
+    "miniconv.exercises re-exports every chapter's checkers, and only those"
+    mods = [importlib.import_module(f'miniconv.{MODULE(c)}') for c in CHAPTERS]
+    assert sorted(ex.__all__) == sorted(n for m in mods for n in m.__all__ if n.startswith('check_'))
+    assert all(getattr(ex, n) is getattr(importlib.import_module(getattr(ex, n).__module__), n) for n in ex.__all__)
 
 # ---- the chapters' Summary and Exercises, and the solutions that answer them
 

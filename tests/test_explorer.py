@@ -6,7 +6,7 @@ formula and, at every step, the input cells the window covers and the output cel
 `conv_out_size`, `conv_formula` and `conv_steps`, and those with the shapes of `F.conv2d` and the index sets of
 `F.unfold`. Settings PyTorch refuses must be refused on the page with `conv_out_size`'s reason. Other tests check
 the keyboard, a phone-sized touch screen, the words for screen readers, and that the page fetches nothing.
-The ipywidgets explorer is checked in Python, without a browser."""
+The ipywidgets explorer, and the settings both explorers accept, are checked in Python, without a browser."""
 import functools, itertools, json, tempfile
 from pathlib import Path
 
@@ -16,10 +16,12 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from miniconv.strides_padding import (FORMULA, conv_explorer, conv_formula, conv_out_size, conv_steps, drawn_output,
+from miniconv.plotting import drawn_output
+from miniconv.strides_padding import (EXPLORER_RANGES, FORMULA, conv_explorer, conv_formula, conv_out_size, conv_steps,
                                       explorer_html, _demo)
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_thread')]  # Chromium: `make check` skips it; one_thread: see conftest.py
+pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py
+slow = pytest.mark.slow  # Chromium, or many figures: `make check` skips these
 
 # H, W, ks, stride, padding, dilation, set with the sliders: dilation > 1, padding > 0, strides that do not divide
 # evenly, kernel spans larger than the padded input, and each slider's one invalid notch (stride 0, padding -1, dilation 0)
@@ -119,6 +121,7 @@ def check(cdp, cfg, api=False):
     return 'drawn', len(got['steps'])
 
 
+@slow
 def test_grid_agrees_with_course_and_pytorch(page):
     "Every setting of the grid, through the sliders; and the odd ones, through the script interface"
     cdp = page[0]
@@ -139,10 +142,11 @@ def test_grid_agrees_with_course_and_pytorch(page):
     for start in ('stride must', 'padding must', 'dilation must', 'output size'): assert any(e.startswith(start) for e in errors), start
 
 
+@slow
 def test_js_arithmetic_matches_python(page):
-    "The script's `outSize`, called directly, over a grid of one axis: the same size and formula, or the same reason"
+    "The script's `outSize` on every setting of one axis the sliders reach, and one below each: the same size and formula, or reason"
     cdp = page[0]
-    cases = list(itertools.product(range(0, 9), range(0, 6), range(-1, 4), range(-1, 3), range(0, 4)))  # n, ks, s, p, d
+    cases = list(itertools.product(*(range(lo - 1, hi + 1) for lo, hi in map(EXPLORER_RANGES.get, ('h', 'ks', 'stride', 'padding', 'dilation')))))
     got = cdp.js(f"""{json.dumps(cases)}.map(a => {{ try {{ return window.MiniconvExplorer.outSize(...a).formula; }}
                                                    catch (e) {{ return 'refused: ' + e.message; }} }})""")
     for a, g in zip(cases, got):
@@ -151,6 +155,7 @@ def test_js_arithmetic_matches_python(page):
         assert g == exp, (a, g, exp)
 
 
+@slow
 def test_keyboard(page):
     "Every control can be reached with Tab and has a label; the arrow keys, Home and End move the window"
     cdp = page[0]
@@ -171,6 +176,20 @@ def test_keyboard(page):
     assert cdp.js("document.querySelector('figure.mc-explorer').dataset.outH") == str(conv_out_size(5, 3, 2, 2))
 
 
+@slow
+@pytest.mark.parametrize('column', [736, 833], ids=['page', 'jupyterlab'])
+def test_sliders_have_room(page, column):
+    """In a page's column, and at JupyterLab's default output width, the six settings sit in two columns of sliders, each
+    with a track of at least 100 px (three columns squeezed them there)"""
+    cdp = page[0]
+    m = cdp.js(f"""(() => {{ document.querySelector('main').style.maxWidth = '{column}px';
+      const m = Array.from(document.querySelectorAll('figure.mc-explorer .mc-controls input'),
+                           e => {{ const r = e.getBoundingClientRect(); return [Math.round(r.left), r.width]; }});
+      document.querySelector('main').style.maxWidth = ''; return m; }})()""")
+    assert len(m) == 6 and len({left for left, _ in m}) == 2 and min(w for _, w in m) >= 100, m
+
+
+@slow
 def test_phone_touch(page):
     "At 375 px wide nothing overflows, targets are finger-sized, and taps move the window"
     cdp, url = page
@@ -200,6 +219,7 @@ def test_phone_touch(page):
         cdp.goto(url)
 
 
+@slow
 def test_words_for_screen_readers(page):
     "A caption, a described drawing whose words follow the window, and refusals announced"
     cdp = page[0]
@@ -217,6 +237,7 @@ def test_words_for_screen_readers(page):
     assert cdp.js("document.querySelector('.mc-error').getAttribute('role')") == 'alert' and 'n=3' in got['reason']
 
 
+@slow
 def test_page_fetches_nothing(page):
     "Everything the explorer needs is inlined: no request leaves 127.0.0.1, and no script error"
     events = page[0].events  # everything since the page first loaded, through every test above
@@ -231,8 +252,18 @@ def test_explorer_html_refuses_non_integers():
     with pytest.raises(ValueError, match='h='): explorer_html(h='5" onload="alert(1)')
 
 
-# The ipywidgets explorer, in Python
+@pytest.mark.parametrize('key', list(EXPLORER_RANGES))
+def test_explorers_accept_what_their_sliders_reach(key):
+    "Both explorers take any setting their sliders reach, and refuse one beyond, in one message with the value and the bound"
+    lo, hi = EXPLORER_RANGES[key]
+    for v in (lo, hi): assert f'data-{key}="{v}"' in explorer_html(**{key: v}).data
+    for v, bound in ((lo - 1, f'{key} must be'), (hi + 1, f'at most {hi}'), (1000, f'at most {hi}')):
+        for f in (explorer_html, lambda **a: conv_explorer(**a, live=False)):
+            with pytest.raises(ValueError) as e: f(**{key: v})
+            assert str(e.value).endswith(f'got {key}={v}') and bound in str(e.value) and '\n' not in str(e.value), str(e.value)
 
+
+@slow
 def test_static_explorer_without_kernel():
     "No Jupyter kernel (a script, pytest, nbdev_test): one figure of the chosen step, drawn by `show_conv`, with alt text"
     fig = conv_explorer(6, 7, ks=3, stride=2, padding=1, dilation=2, step=-1)
@@ -244,16 +275,25 @@ def test_static_explorer_without_kernel():
     with pytest.raises(ValueError, match='stride=0'): conv_explorer(stride=0)
 
 
+@slow
 def test_widget_explorer():
     "The sliders redraw with the chapter's functions; refused settings show the reason; the display carries a picture"
     ex = conv_explorer(5, 5, 3, stride=2, padding=1, step=3, live=True)
     assert ex.step.value == 4 and ex.step.max == 9
     assert conv_formula(5, 3, 2, 1) in ex.text.value
+    # the formula shows once: in words under the sliders (general, rows, columns), not again in the figure's title
+    assert ex.text.value.count('⌊') == 3 and '⌊' not in ex.figure.get_suptitle() and '→ 3×3 output' in ex.figure.get_suptitle()
+    # room to slide in JupyterLab: settings in columns at least 24em wide, each slider filling its column, labels 8em
+    grid = ex.children[0]
+    assert 'minmax(24em, 1fr)' in grid.layout.grid_template_columns and list(grid.children) == list(ex.sliders.values())
+    assert all(s.layout.width == 'auto' and s.style.description_width == '8em' for s in [*ex.sliders.values(), ex.step])
     ex.sliders['dilation'].value = 2
     assert ex.step.max == conv_out_size(5, 3, 2, 1, 2)**2 and conv_formula(5, 3, 2, 1, 2) in ex.text.value
     data, md = ex._repr_mimebundle_()
     assert 'application/vnd.jupyter.widget-view+json' in data and data['image/png'] and md['image/png']['alt'].startswith('Step')
     ex.sliders['stride'].value = 0
     with pytest.raises(ValueError) as e: conv_out_size(5, 3, 0, 1, 2)
-    assert str(e.value) in ex.text.value and ex.png is None
+    assert str(e.value) in ex.text.value and ex.png is None and ex.step.disabled
     assert 'image/png' not in ex._repr_mimebundle_()
+    ex.sliders['stride'].value = 1
+    assert not ex.step.disabled and ex.step.max == conv_out_size(5, 3, 1, 1, 2)**2

@@ -1,4 +1,4 @@
-"The plotting helpers as the API docs show them (issue 14: no forwarded matplotlib keywords, no `NoneType`), and 2x figures with alt text."
+"The plotting helpers as the API docs show them (no forwarded matplotlib keywords, no `NoneType`), and 2x figures with alt text."
 import base64
 
 import matplotlib.pyplot as plt

@@ -1,5 +1,6 @@
-"""The conv spreadsheet, checked from outside: its formulas evaluated by the independent `formulas` engine and compared
-with PyTorch, its precedents followed by a regex parser and compared with `receptive_field`, its errors, and its atomic save (its command is tested in test_cli.py)."""
+"""The conv spreadsheet, checked from outside: its formulas evaluated (by a few lines here, and by the independent
+`formulas` engine) and compared with PyTorch, its precedents followed by a regex parser and compared with
+`receptive_field`, its errors, and its atomic save (its command is tested in test_cli.py)."""
 import errno, os, re, subprocess, sys
 
 os.environ['MINICONV_OFFLINE'] = '1'
@@ -56,6 +57,27 @@ def torch_convs(img, k1, k2, stride, padding):
 
 def values(ev, wb, name): return torch.tensor([[ev[rc] for rc in row] for row in region(wb, name)], dtype=torch.float64)
 
+FORMULA = re.compile(r"=MAX\(0,SUMPRODUCT\(([^,()]+),([^,()]+)\)\)")
+
+def block(ref):
+    "The (row, col) cells of an A1 range, row by row, as SUMPRODUCT pairs them"
+    m = REF.fullmatch(ref)
+    rows, cols = sorted({r for r, c in cells_of(m)}), sorted({c for r, c in cells_of(m)})
+    return [(r, c) for r in rows for c in cols]
+
+def evaluate_by_hand(path):
+    "{(row, col): value} of the cells of the conv regions, each `=MAX(0,SUMPRODUCT(a,b))` computed here from the cells it reads (blank is 0)"
+    wb = load_workbook(path); ws = wb['conv']; memo = {}
+    def val(rc):
+        if rc not in memo:
+            v = ws.cell(*rc).value
+            if isinstance(v, str) and v.startswith('='):
+                a, b = FORMULA.fullmatch(v).groups()
+                v = max(0.0, sum(val(x)*val(y) for x, y in zip(block(a), block(b), strict=True)))
+            memo[rc] = float(v or 0)
+        return memo[rc]
+    return {rc: val(rc) for name in ('conv1', 'conv2') for row in region(wb, name) for rc in row}
+
 @pytest.fixture(scope='module')
 def digit():
     xs = load_mnist(verbose=False)
@@ -67,8 +89,8 @@ def kernels():
     g = torch.Generator().manual_seed(3)
     return torch.randn(3, 3, generator=g), torch.randn(3, 3, generator=g)
 
-def sheet_matches_torch(path, img, k1, k2, stride, padding):
-    "Write the workbook, evaluate every formula with `formulas`, and assert conv1 and conv2 equal PyTorch's; return (c1, c2)"
+def sheet_matches_torch(path, img, k1, k2, stride, padding, evaluate=evaluate):
+    "Write the workbook, evaluate every formula (with `formulas`, unless told otherwise), and assert conv1 and conv2 equal PyTorch's; return (c1, c2)"
     fn = conv_spreadsheet(img, k1, k2, path, stride=stride, padding=padding)
     wb, ev = load_workbook(fn), evaluate(fn)
     c1, c2 = torch_convs(img, k1, k2, stride, padding)
@@ -77,8 +99,23 @@ def sheet_matches_torch(path, img, k1, k2, stride, padding):
     return c1, c2
 
 @pytest.mark.parametrize('padding', [0, 1])
+def test_values_by_hand_match_pytorch(tmp_path, digit, kernels, padding):
+    "Every conv1 and conv2 cell, its formula computed here, equals F.conv2d + ReLU applied twice (the fast check; the `formulas` engine's is slow)"
+    c1, c2 = sheet_matches_torch(tmp_path/'c.xlsx', digit, *kernels, stride=2, padding=padding, evaluate=evaluate_by_hand)
+    wb = load_workbook(tmp_path/'c.xlsx')
+    assert all(FORMULA.fullmatch(wb['conv'].cell(*rc).value) for name in ('conv1', 'conv2') for row in region(wb, name) for rc in row)  # never pasted values
+    assert (c1 > 0).sum() >= 10 and (c2 > 0).sum() >= 10
+
+def test_values_by_hand_general_shapes(tmp_path):
+    "Non-square image and kernels, stride 1, padding 2"
+    g = torch.Generator().manual_seed(1)
+    img, k1, k2 = torch.rand(9, 11, generator=g), torch.randn(2, 3, generator=g), torch.randn(3, 2, generator=g)
+    sheet_matches_torch(tmp_path/'g.xlsx', img, k1, k2, stride=1, padding=2, evaluate=evaluate_by_hand)
+
+@pytest.mark.slow
+@pytest.mark.parametrize('padding', [0, 1])
 def test_values_match_pytorch(tmp_path, digit, kernels, padding):
-    "Every conv1 and conv2 cell, evaluated from its formula, equals F.conv2d + ReLU applied twice"
+    "Every conv1 and conv2 cell, evaluated from its formula by the `formulas` engine, equals F.conv2d + ReLU applied twice"
     k1, k2 = kernels
     c1, c2 = sheet_matches_torch(tmp_path/'c.xlsx', digit, k1, k2, stride=2, padding=padding)
     wb = load_workbook(tmp_path/'c.xlsx')
@@ -89,6 +126,7 @@ def test_values_match_pytorch(tmp_path, digit, kernels, padding):
     pre2 = F.conv2d(c1[None, None], k2[None, None].double(), stride=2, padding=padding)
     assert (c1 > 0).sum() >= 10 and (c2 > 0).sum() >= 10 and (pre2 < 0).sum() >= 1, "a comparison of mostly zeros would prove little"
 
+@pytest.mark.slow
 def test_values_general_shapes(tmp_path):
     "Non-square image and kernels, stride 1, padding 2"
     g = torch.Generator().manual_seed(1)
@@ -136,7 +174,11 @@ def test_bad_input(tmp_path, digit):
         conv_spreadsheet(digit[:2, :2], k, k, tmp_path/'b.xlsx')
     with pytest.raises(ValueError, match=r"stride must be a positive integer, got stride=0"): conv_spreadsheet(digit, k, k, tmp_path/'b.xlsx', stride=0)
     with pytest.raises(ValueError, match=r"padding must be a non-negative integer, got padding=-1"): conv_spreadsheet(digit, k, k, tmp_path/'b.xlsx', padding=-1)
-    assert not (tmp_path/'b.xlsx').exists()
+    with pytest.raises(ValueError, match=r"img must be 2-D, got shape \(784,\)"): conv_spreadsheet(digit.flatten(), k, k, tmp_path/'b.xlsx')
+    with pytest.raises(ValueError, match=r"k1 holds 9 NaN or infinite values"): conv_spreadsheet(digit, k*float('nan'), k, tmp_path/'b.xlsx')
+    with pytest.raises(ValueError, match=r"img must be a 2-D array of numbers"): conv_spreadsheet([['a', 'b']], k, k, tmp_path/'b.xlsx')
+    with pytest.raises(ValueError, match=r"path must end in .xlsx, got '.*b.csv'"): conv_spreadsheet(digit, k, k, tmp_path/'b.csv')
+    assert list(tmp_path.iterdir()) == []
     conv_spreadsheet(digit[:7, :7], k, k, tmp_path/'ok.xlsx')  # without padding, exactly the receptive field is fine: one conv2 cell
     assert len(region(load_workbook(tmp_path/'ok.xlsx'), 'conv2')) == 1
 
@@ -144,11 +186,11 @@ def test_padding_lets_a_smaller_image_through(tmp_path):
     "The size check is PyTorch's, via conv_out_size: with padding 1 a 6x6 image (smaller than the 7x7 field) still gives conv2 cells"
     g = torch.Generator().manual_seed(2)
     img, k1, k2 = torch.rand(6, 5, generator=g), torch.randn(3, 3, generator=g), torch.randn(3, 3, generator=g)
-    c1, c2 = sheet_matches_torch(tmp_path/'s.xlsx', img, k1, k2, stride=2, padding=1)
+    c1, c2 = sheet_matches_torch(tmp_path/'s.xlsx', img, k1, k2, stride=2, padding=1, evaluate=evaluate_by_hand)
     assert c2.shape == (2, 2)
 
 
-# Atomic writes (issue 16, section 4): a failed save leaves the old workbook as it was, and no temporary file
+# Atomic writes: a failed save leaves the old workbook as it was, and no temporary file; a special file is never replaced
 @pytest.fixture
 def good_workbook(tmp_path, digit, kernels):
     fn = conv_spreadsheet(digit, *kernels, tmp_path/'conv.xlsx')
@@ -180,7 +222,7 @@ except OSError as e: print('OSError', e.errno)
 
 @pytest.mark.slow
 def test_file_size_limit_keeps_the_old_workbook(good_workbook):
-    "The issue's case, in a subprocess: under a 4 KiB file-size limit the save fails, and the good workbook survives whole"
+    "A real failed write, in a subprocess: under a 4 KiB file-size limit the save fails, and the good workbook survives whole"
     fn, data = good_workbook
     assert len(data) > 4096
     r = subprocess.run([sys.executable, '-c', SAVE_UNDER_LIMIT, str(fn)], capture_output=True, text=True, timeout=300,
@@ -200,3 +242,14 @@ def test_target_checked_before_any_work(tmp_path, digit, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setenv('HOME', str(tmp_path))
     assert conv_spreadsheet(digit, k, k, '~/home.xlsx') == tmp_path/'home.xlsx' and (tmp_path/'home.xlsx').exists()
+
+def test_a_named_pipe_at_the_target_is_left_alone(tmp_path, digit):
+    os.mkfifo(tmp_path/'pipe.xlsx')
+    with pytest.raises(ValueError, match=r"is a named pipe \(FIFO\), not a regular file"): conv_spreadsheet(digit, torch.ones(3, 3), torch.ones(3, 3), tmp_path/'pipe.xlsx')
+    assert (tmp_path/'pipe.xlsx').is_fifo()
+
+def test_trace_precedents_checks_its_depth(tmp_path, digit):
+    from miniconv.spreadsheet import trace_precedents
+    ws = load_workbook(conv_spreadsheet(digit, torch.ones(3, 3), torch.ones(3, 3), tmp_path/'t.xlsx'))['conv']
+    with pytest.raises(ValueError, match='depth must be a non-negative integer, got depth=-1'): trace_precedents(ws, 'A1', depth=-1)
+    assert trace_precedents(ws, 'A1', depth=0) == []

@@ -5,8 +5,15 @@
  *   - outSize() is conv_out_size(): the same checks in the same order, refused with the same words;
  *   - window (i, j) covers what conv_steps() says: it starts at (i*stride, j*stride) in the padded input and its
  *     taps are `dilation` apart.
- * tests/test_explorer.py drives this widget in headless Chromium and compares what the page shows with those two
- * functions, and them with PyTorch, so the copy cannot drift from the course.
+ * Why a copy: the site has no Python to ask, and a slider must answer at once, offline, for every setting the sliders
+ * reach (8,750 per axis), with the size and formula or with PyTorch's reason for refusing. Python could write all those
+ * answers into the page instead, but they come to about 640 KiB against this whole script's 18 (the strides chapter
+ * measures both). So the arithmetic is computed here, and tests/test_explorer.py drives this widget in headless
+ * Chromium and compares what the page shows with those two functions, and them with PyTorch, and calls outSize() on
+ * every setting of one axis the sliders reach: the copy cannot drift from the course.
+ *
+ * explorer_html() accepts only settings within the sliders' ranges (EXPLORER_RANGES): the drawing has an SVG rectangle
+ * per cell, and a large input would stall the page.
  *
  * Markup: explorer_html() in miniconv.strides_padding writes <figure class="mc-explorer" data-h data-w data-ks
  * data-stride data-padding data-dilation data-step data-ranges> with a <figcaption>, the CSS and this script; the
