@@ -144,17 +144,22 @@ def _taps_inner(C, kw, ow):
     "Store the columns with a row per pixel (True) when a window row's `kw*C` taps outnumber an output row's `ow` pixels"
     return C*kw >= ow
 
+def _per_image(w, osize, cl):
+    "A matrix per image, `[taps, oh*ow]` as `F.unfold` lays it out, for an input in the usual layout with few taps and many windows: its product is the output in the usual layout"
+    return not cl and w.shape[1]*w.shape[2]*w.shape[3] <= 64 and osize[0]*osize[1] >= 32
+
 def _weights(w, G, ti):
     "The kernels as a stack `[G, taps, O/G]`, the taps in the columns' order: `(kh, kw, Cg)` if `ti`, else `(Cg, kh, kw)`"
     O, Cg, kh, kw = w.shape
     if ti: return w.reshape(G, O//G, Cg, kh, kw).permute(0, 3, 4, 2, 1).reshape(G, kh*kw*Cg, O//G)
     return w.reshape(G, O//G, Cg*kh*kw).mT
 
-def _columns(x, geo, G, ti):
-    "The im2col matrix `[G, N*oh*ow, taps]`: rows copied from channels-last memory if `ti`, else the transpose of a `[G, taps, N*oh*ow]` copy of `x`"
+def _columns(x, geo, G, ti, pi=False):
+    "The im2col matrix `[G, N*oh*ow, taps]`: rows copied from channels-last memory if `ti`, else the transpose of a `[G, taps, N*oh*ow]` copy of `x`; per image (`pi`), `[N, G, taps, oh*ow]`"
     (kh, kw), *_, (oh, ow) = geo
     p = _window_view(_pad(x, geo, cl=ti), geo).unflatten(1, (G, -1)) # [N, G, Cg, kh, kw, oh, ow]: a view
     N, Cg = p.shape[0], p.shape[2]
+    if pi: return p.reshape(N, G, Cg*kh*kw, oh*ow)
     if ti: return p.permute(1, 0, 5, 6, 3, 4, 2).reshape(G, N*oh*ow, kh*kw*Cg)
     return p.permute(1, 2, 3, 4, 0, 5, 6).reshape(G, Cg*kh*kw, N*oh*ow).mT
 
@@ -164,8 +169,17 @@ def _mm(a, b, bias=None, t=False):
     if a.shape[0] > 1: return a @ b if bias is None else torch.baddbmm(bias, a, b)
     return (a[0] @ b[0] if bias is None else torch.addmm(bias[0], a[0], b[0]))[None]
 
-def _product(cols, w, b, G, ti, cl, shape):
-    "The output `[N, O, oh, ow]`, `cols @ W` plus the bias, written by pixel (channels-last) if `cl`, else by channel and copied to the usual layout"
+def _image_product(cols, w, b, shape):
+    "`W @ cols` for every image and group, plus the bias: the output `[N, O, oh, ow]`, written in the usual layout"
+    G, O = cols.shape[1], shape[1]
+    w3 = w.reshape(G, O//G, -1)
+    if G == 1 and b is not None: return torch.baddbmm(b.view(1, O, 1), w3.expand(shape[0], -1, -1), cols[:, 0]).view(shape)
+    out = (w3 @ cols).view(shape)
+    return out if b is None else out + b.view(1, O, 1, 1)
+
+def _product(cols, w, b, G, ti, cl, shape, pi=False):
+    "The output `[N, O, oh, ow]`, `cols @ W` plus the bias, written by pixel (channels-last) if `cl`, else by channel and copied to the usual layout; per image if `pi`"
+    if pi: return _image_product(cols, w, b, shape)
     N, O, oh, ow = shape
     w2, bias = _weights(w, G, ti), None if b is None else b.view(G, 1, O//G)
     out = _mm(cols, w2, bias, t=not cl)
@@ -186,6 +200,11 @@ def _weight_grad(g, cols, wshape, ti):
     O, Cg, kh, kw = wshape
     gw = _mm(g.mT, cols)                                                      # [G, O/G, taps]
     return gw.view(O, kh, kw, Cg).permute(0, 3, 1, 2) if ti else gw.view(O, Cg, kh, kw)
+
+def _image_weight_grad(go, cols, wshape):
+    "`go @ cols.T` for every image, summed over the batch: the weight gradient `[O, Cg, kh, kw]` from the columns per image `[N, G, taps, oh*ow]`"
+    N, G = cols.shape[:2]
+    return (go.reshape(N, G, wshape[0]//G, -1) @ cols.mT).sum(0).view(wshape)
 
 def _zeros(like, shape, cl):
     "Zeros of `shape` `[N, ..., H, W]`, in channels-last memory if `cl`"
@@ -208,38 +227,38 @@ class _Conv2d(torch.autograd.Function):
     generate_vmap_rule = True   # `torch.func.vmap` runs these same steps on batched tensors
 
     @staticmethod
-    def forward(x, w, b, geo, G, cl, ti):
-        cols = _columns(x, geo, G, ti)
-        return _product(cols, w, b, G, ti, cl, (x.shape[0], w.shape[0], *geo[-1])), cols   # the columns go out too, for the backward pass
+    def forward(x, w, b, geo, G, cl, ti, pi):
+        cols = _columns(x, geo, G, ti, pi)
+        return _product(cols, w, b, G, ti, cl, (x.shape[0], w.shape[0], *geo[-1]), pi), cols   # the columns go out too, for the backward pass
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, w, b, geo, G, cl, ti = inputs
+        x, w, b, geo, G, cl, ti, pi = inputs
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)                           # no gradient for the columns: don't make one of zeros
         ctx.save_for_backward(x, w, output[1])
         ctx.save_for_forward(x, w)
-        ctx.conf = geo, G, cl, ti, b is not None
+        ctx.conf = geo, G, cl, ti, pi, b is not None
 
     @staticmethod
     def backward(ctx, go, _):
-        if go is None: return (None,)*7                            # no gradient reached the output
+        if go is None: return (None,)*8                            # no gradient reached the output
         x, w, cols = ctx.saved_tensors
-        geo, G, cl, ti, has_b = ctx.conf
+        geo, G, cl, ti, pi, has_b = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        if torch.is_grad_enabled() and need_x and need_w: cols = _columns(x, geo, G, ti)  # a second derivative needs cols as a function of x
+        if torch.is_grad_enabled() and need_x and need_w: cols = _columns(x, geo, G, ti, pi)  # a second derivative needs cols as a function of x
         g = _out_grad(go, G)
-        gw = _weight_grad(g, cols, w.shape, ti) if need_w else None
+        gw = (_image_weight_grad(go, cols, w.shape) if pi else _weight_grad(g, cols, w.shape, ti)) if need_w else None
         gb = g.sum(1).reshape(-1) if has_b and need_b else None
         gx = _input_grad(g, w, x.shape, geo, G, ti, _cl_strides(x)) if need_x else None
-        return gx, gw, gb, None, None, None, None
+        return gx, gw, gb, None, None, None, None, None
 
     @staticmethod
     def jvp(ctx, dx, dw, db, *_):
         "Forward-mode: a convolution is linear in `x` and in `w`, so its tangent is `conv(dx, w) + conv(x, dw) + db`"
         x, w = ctx.saved_tensors
         dx, dw = (torch.zeros_like(t) if d is None else d for d, t in ((dx, x), (dw, w)))
-        conv = lambda a, k, c: _Conv2d.apply(a, k, c, *ctx.conf[:4])[0]
+        conv = lambda a, k, c: _Conv2d.apply(a, k, c, *ctx.conf[:5])[0]
         return conv(dx, w, db) + conv(x, dw, None), None
 
 # %% ../nbs/07_im2col.ipynb #60c400a9
@@ -320,8 +339,8 @@ def _no_channels(x, w, b, oh, ow):
     return (x.sum() + w.sum() + (0 if b is None else 0*b.sum())) * x.new_empty(x.shape[0], 0, oh, ow)
 
 def _apply(f, *args):
-    "`f.apply(*args)`, or, while `torch.compile` traces, `f.forward(*args)`: the same arithmetic, left to autograd, as Dynamo can't trace a Function with a `jvp`"
-    return f.forward(*args) if torch.compiler.is_compiling() else f.apply(*args)
+    "`f.apply(*args)`; or `f.forward(*args)`, the same differentiable arithmetic left to autograd, where no backward pass is recorded (`no_grad`: it saves the Function's overhead) or while `torch.compile` traces (Dynamo can't trace a Function with a `jvp`)"
+    return f.forward(*args) if torch.compiler.is_compiling() or not torch.is_grad_enabled() else f.apply(*args)
 
 def conv2d(x,           # Batch of images `[N, C, H, W]`, or one image `[C, H, W]`
            weight,      # Kernels, `[O, C/groups, kh, kw]`
@@ -335,7 +354,9 @@ def conv2d(x,           # Batch of images `[N, C, H, W]`, or one image `[C, H, W
     x, one, g, geo, cl = _conv_args(x, weight, bias, stride, padding, dilation, groups)
     if x.shape[1] == 0: out = _no_channels(x, weight, bias, *geo[-1])
     elif g == x.shape[1] > 1: out = _apply(_Depthwise, x, weight, bias, geo, cl)
-    else: out = _apply(_Conv2d, x, weight, bias, geo, g, cl, _taps_inner(weight.shape[1], geo[0][1], geo[-1][1]))[0]
+    else:
+        pi = _per_image(weight, geo[-1], cl)
+        out = _apply(_Conv2d, x, weight, bias, geo, g, cl, not pi and _taps_inner(weight.shape[1], geo[0][1], geo[-1][1]), pi)[0]
     return out[0] if one else out
 
 # %% ../nbs/07_im2col.ipynb #50e5da43

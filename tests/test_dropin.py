@@ -29,6 +29,8 @@ OPS = [
     ('conv2d grouped',      conv2d, F.conv2d,                     (2, 4, 6, 5), [(6, 2, 3, 3), (6,)], dict(padding=1, groups=2)),
     ('conv2d depthwise',    conv2d, F.conv2d,                     (2, 3, 6, 5), [(6, 1, 3, 3), (6,)], dict(padding=1, dilation=2, groups=3)),
     ('conv2d same',         conv2d, F.conv2d,                     (2, 3, 6, 5), [(4, 3, 2, 2), (4,)], dict(padding='same')),
+    ('conv2d per image',    conv2d, F.conv2d,                     (2, 2, 8, 9), [(3, 2, 3, 3), (3,)], dict(padding=1)),   # few taps, many windows
+    ('conv2d per image grouped', conv2d, F.conv2d,                (2, 4, 8, 8), [(6, 2, 3, 3), (6,)], dict(padding=1, groups=2)),
     ('conv_transpose2d',    conv_transpose2d, F.conv_transpose2d, (2, 3, 4, 5), [(3, 2, 3, 3), (2,)], dict(stride=2, padding=1, output_padding=1)),
     ('conv_transpose2d grouped', conv_transpose2d, F.conv_transpose2d, (2, 4, 4, 3), [(4, 1, 2, 3), (2,)], dict(stride=(1, 2), groups=2)),
     ('max_pool2d',          max_pool2d, F.max_pool2d,             (2, 3, 7, 8), [], dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
