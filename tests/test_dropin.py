@@ -180,12 +180,20 @@ def gg_configs(draw, op):
         if op == 'conv': return rnd(n, c, h, w), [rnd(o, c//G, *ks), rnd(o)], dict(stride=stride, padding=draw(st.integers(0, 1)), dilation=dil, groups=G)
         op_ = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dil))
         return rnd(n, c, h - span[0] + 1, w - span[1] + 1), [rnd(c, o//G, *ks), rnd(o)], dict(stride=stride, output_padding=op_, dilation=dil, groups=G)
+    if op in ('unfold', 'fold'):
+        kw = dict(kernel_size=ks, stride=stride, padding=draw(st.integers(0, 1)), dilation=dil)
+        x = rnd(n, c, h, w)
+        return (x, [], kw) if op == 'unfold' else (F.unfold(x, **kw), [], dict(kw, output_size=(h, w)))
     pad = tuple(draw(st.integers(0, k//2)) for k in ks)
+    if op == 'unpool':                                # windows side by side and distinct values: every index distinct
+        v, idx = F.max_pool2d(torch.randperm(n*c*h*w, generator=g).view(n, c, h, w).double(), ks, ks, pad, return_indices=True)
+        return rnd(*v.shape), [], dict(indices=idx, kernel_size=ks, stride=ks, padding=pad, output_size=(h, w))
     kw = dict(kernel_size=ks, stride=stride, padding=pad, ceil_mode=draw(st.booleans()))
     if op == 'max': return rnd(n, c, h, w).argsort(-1).double() + rnd(n, c, h, w)*0.1, [], dict(kw, dilation=dil)   # no ties: a derivative exists
     return rnd(n, c, h, w), [], dict(kw, count_include_pad=draw(st.booleans()))
 
-GG_OPS = {'conv': (conv2d, F.conv2d), 'transpose': (conv_transpose2d, F.conv_transpose2d), 'max': (max_pool2d, F.max_pool2d), 'avg': (avg_pool2d, F.avg_pool2d)}
+GG_OPS = {'conv': (conv2d, F.conv2d), 'transpose': (conv_transpose2d, F.conv_transpose2d), 'max': (max_pool2d, F.max_pool2d), 'avg': (avg_pool2d, F.avg_pool2d),
+          'unfold': (im2col, F.unfold), 'fold': (lambda x, output_size, **kw: col2im(x, output_size, **kw), F.fold), 'unpool': (max_unpool2d, F.max_unpool2d)}
 
 @pytest.mark.slow
 @pytest.mark.parametrize('op', list(GG_OPS))
