@@ -50,20 +50,24 @@ def check_against_pytorch(conv, c):
     x, wt, b, kw = tensors(c)
     same_as_torch(conv, F.conv2d, x, wt, b, kw, c['seed'], TOL)
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(configs())
 def test_conv2d_matches_pytorch(c): check_against_pytorch(conv2d, c)
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(configs(grouped=True))
 def test_conv2d_groups_same_unbatched_match_pytorch(c):
     "Groups (depthwise in a third of the cases), 'same'/'valid' padding and one image [C, H, W]: output and every gradient"
     check_against_pytorch(conv2d, c)
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(configs(grouped=True))
 def test_conv_unfold_matches_pytorch(c): check_against_pytorch(conv_unfold, c)
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(configs(grouped=True))
 def test_conv2d_in_slices_of_the_batch(c):
@@ -79,6 +83,7 @@ def test_depthwise_takes_its_shortcut():
     assert type(conv2d(x, torch.randn(4, 3, 3, 3), groups=2).grad_fn).__name__ == '_Conv2dBackward'
     assert type(conv2d(x[:, :1], torch.randn(4, 1, 3, 3)).grad_fn).__name__ == '_Conv2dBackward'   # one channel: im2col, not depthwise
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 def test_grouped_configs_cover_what_they_claim():
     "The strategy really draws depthwise, grouped, 'same', 'valid' and unbatched cases, with H != W and asymmetric strides"
     seen = []
@@ -94,6 +99,7 @@ def test_grouped_configs_cover_what_they_claim():
     assert sum(c['stride'][0] != c['stride'][1] for c in seen) >= 50
     assert sum(not isinstance(c['padding'], str) and c['padding'][0] != c['padding'][1] for c in seen) >= 30
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(configs())
 def test_im2col_matches_unfold(c):

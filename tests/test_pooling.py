@@ -66,6 +66,7 @@ def same_indices(x, c, out, idx, ref, ridx):
         kw = dict(kernel_size=as_arg(c['ks']), stride=None if c['stride'] is None else as_arg(c['stride']), padding=as_arg(c['padding']), output_size=size)
         assert torch.equal(max_unpool2d(out, idx, kw['kernel_size'], kw['stride'], kw['padding'], size), F.max_unpool2d(ref, ridx, **kw))
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @pytest.mark.parametrize('kind,ours,theirs', [('max', max_pool2d, F.max_pool2d), ('avg', avg_pool2d, F.avg_pool2d)])
 def test_pooling_matches_pytorch(kind, ours, theirs):
     "At least 300 random configurations each: forward and gradient equal PyTorch's, overhanging ceil_mode windows included"

@@ -43,6 +43,7 @@ def compare(c):
     same_as_torch(conv_transpose2d, F.conv_transpose2d, x, w, b, kw, c['seed'], TOL)
     return 'op reaches the stride' if any(o >= s for o, s in zip(c['output_padding'], c['stride'])) else 'agree'
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 def test_conv_transpose2d_matches_pytorch():
     "At least 300 random configurations: output and the gradients for x, weight and bias equal PyTorch's"
     seen, configs_seen = [], []
@@ -56,6 +57,7 @@ def test_conv_transpose2d_matches_pytorch():
     assert counts.get('both refuse', 0) >= 20, counts
     assert sum(c['g'] > 1 for c in configs_seen) >= 100, 'grouped and depthwise cases were drawn'
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(configs())
 def test_adjoint_identity(c):
