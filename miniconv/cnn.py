@@ -23,9 +23,11 @@ from .plotting import set_alt, subplots
 from .strides_padding import conv_out_size
 
 # %% auto #0
-__all__ = ['def_device', 'ARCHS', 'DEFAULTS', 'conv', 'simple_cnn', 'Dataset', 'get_dls', 'to_device', 'collate_device',
-           'accuracy', 'fit', 'plot_history', 'over_seeds', 'seed_spread', 'conv_bn', 'better_cnn', 'augment', 'train',
-           'check_better_cnn_params', 'check_simple_cnn_sizes', 'check_conv_to_linear', 'check_smoothing_floor']
+__all__ = ['def_device', 'ARCHS', 'DEFAULTS', 'LIVE_WEIGHTS', 'conv', 'simple_cnn', 'Dataset', 'get_dls', 'to_device',
+           'collate_device', 'accuracy', 'fit', 'plot_history', 'over_seeds', 'seed_spread', 'conv_bn', 'better_cnn',
+           'augment', 'train', 'shrink_drawing', 'mnist_style', 'digit_strokes', 'draw_strokes', 'live_cnn_weights',
+           'cnn_from_weights', 'live_cnn', 'check_better_cnn_params', 'check_simple_cnn_sizes', 'check_conv_to_linear',
+           'check_smoothing_floor']
 
 # %% ../nbs/08_cnn.ipynb #873c2150
 def conv(ni:int,         # Input channels
@@ -310,6 +312,146 @@ def train(arch:str='better',      # 'simple' (the lesson's recipe) or 'better'
     hist = (_fit_simple if arch == 'simple' else _fit_better)(model.to(def_device), epochs, lr, dls, progress)
     if plot: plot_history(hist)
     return model.eval(), hist
+
+# %% ../nbs/08_cnn.ipynb #9ec1a938
+import base64, json, random
+from importlib import resources
+from .checks import check_2d
+from .plotting import image_b64, page_widget
+
+# %% ../nbs/08_cnn.ipynb #73ab1f0d
+def _area_weights(n, m):
+    "`n`x`m`: row `i` averages the `m` input cells under output cell `i`, when `n` cells cover the same length"
+    i, k = torch.arange(n, dtype=torch.float64)[:, None], torch.arange(m, dtype=torch.float64)[None]
+    return (torch.minimum((i+1)/n, (k+1)/m) - torch.maximum(i/n, k/m)).clamp_min(0)*n
+
+def shrink_drawing(ink:torch.Tensor, # 2-D drawing, non-zero where there is ink
+                   size:int=28,      # Side of the result
+                  ) -> torch.Tensor:
+    "The drawing shrunk to `size`x`size` as it is, by area averaging: each pixel is the fraction of its area that is ink"
+    ink = (check_2d(torch.as_tensor(ink), 'ink') != 0).double()
+    return _area_weights(size, ink.shape[0]) @ ink @ _area_weights(size, ink.shape[1]).T
+
+def _crop(ink):
+    "`ink` cut to the bounding box of its non-zero pixels"
+    rows, cols = ink.any(1).nonzero()[:, 0], ink.any(0).nonzero()[:, 0]
+    return ink[rows[0]:rows[-1]+1, cols[0]:cols[-1]+1]
+
+def _centred(small, size):
+    "`small` in a `size`x`size` field, moved by whole pixels so that its centre of mass is at the centre"
+    (nh, nw), m = small.shape, small.sum()
+    cy, cx = (small.sum(1)*(torch.arange(nh) + .5)).sum()/m, (small.sum(0)*(torch.arange(nw) + .5)).sum()/m
+    oy, ox = math.floor(size/2 - cy + .5), math.floor(size/2 - cx + .5)  # round half up, as the page's script does
+    r0, c0, r1, c1 = max(0, -oy), max(0, -ox), min(nh, size - oy), min(nw, size - ox)  # what stays inside the field
+    res = torch.zeros(size, size, dtype=torch.float64)
+    res[oy+r0:oy+r1, ox+c0:ox+c1] = small[r0:r1, c0:c1]
+    return res
+
+def mnist_style(ink:torch.Tensor, # 2-D drawing, non-zero where there is ink
+                box:int=20,       # Longer side of the digit after shrinking
+                size:int=28,      # Side of the result
+               ) -> torch.Tensor:
+    "`ink` as MNIST's digits were made: its bounding box shrunk to fit `box`x`box`, centred by its centre of mass in `size`x`size`"
+    ink = check_2d(torch.as_tensor(ink), 'ink') != 0
+    if not ink.any(): return torch.zeros(size, size, dtype=torch.float64)
+    ink = _crop(ink).double()
+    (bh, bw), s = ink.shape, box/max(ink.shape)
+    nh, nw = max(1, math.floor(bh*s + .5)), max(1, math.floor(bw*s + .5))
+    return _centred(_area_weights(nh, bh) @ ink @ _area_weights(nw, bw).T, size)
+
+# %% ../nbs/08_cnn.ipynb #be64acc3
+def _arc(cx, cy, rx, ry, a0, a1, n):
+    "`n` points on an ellipse from angle `a0` to `a1`, in degrees (0 is right, 90 down)"
+    return [(cx + rx*math.cos(math.radians(a)), cy + ry*math.sin(math.radians(a))) for a in torch.linspace(a0, a1, n).tolist()]
+
+_DIGIT_STROKES = {  # one or two strokes per digit, in a unit box, y down
+    0: [_arc(.5, .5, .3, .45, -90, 270, 28)],
+    1: [[(.35, .2), (.55, .05), (.55, .95)]],
+    2: [_arc(.5, .3, .3, .25, 200, 400, 14) + [(.2, .95), (.85, .95)]],
+    3: [_arc(.48, .28, .3, .23, 200, 450, 16), _arc(.48, .72, .33, .25, -90, 160, 16)],
+    4: [[(.55, .05), (.15, .65), (.88, .65)], [(.65, .3), (.65, .95)]],
+    5: [[(.8, .05), (.28, .05), (.24, .45)] + _arc(.5, .68, .32, .28, -120, 150, 16)],
+    6: [[(.72, .05), (.45, .25)] + _arc(.5, .7, .3, .27, 200, 560, 24)],
+    7: [[(.15, .05), (.85, .05), (.42, .95)]],
+    8: [_arc(.5, .27, .24, .22, 90, 450, 20), _arc(.5, .72, .28, .25, -90, 270, 22)],
+    9: [_arc(.5, .3, .27, .25, 0, 360, 22), [(.77, .3), (.7, .95)]]}
+
+def digit_strokes(label:int,    # The digit, 0 to 9
+                  seed:int=0,   # Seed of the random changes: each seed draws it differently
+                  size:int=280, # Side of the canvas, in pixels
+                 ) -> list:
+    "Pen strokes `[[(x, y), ...], ...]` of a hand-drawn `label`: a template made shaky, turned, slanted, stretched and moved"
+    rng = random.Random(seed)
+    a, slant = math.radians(rng.uniform(-12, 12)), rng.uniform(-.2, .2)
+    h = rng.uniform(.3, .75)*size
+    w = h*rng.uniform(.6, 1)
+    cy, cx = (rng.uniform(h/2 + 22, size - h/2 - 22) for _ in range(2))
+    def place(x, y):
+        x, y = (x - .5 + rng.gauss(0, .015))*w, (y - .5 + rng.gauss(0, .015))*h
+        x += slant*y
+        return (cx + x*math.cos(a) - y*math.sin(a), cy + x*math.sin(a) + y*math.cos(a))
+    return [[place(x, y) for x, y in s] for s in _DIGIT_STROKES[as_int(label, 'label', 0)]]
+
+def draw_strokes(strokes:list, # `[[(x, y), ...], ...]`, as from `digit_strokes`
+                 size:int=280, # Side of the canvas, in pixels
+                 pen:int=22,   # Width of the round pen, in pixels
+                ) -> torch.Tensor:
+    "The strokes inked on a `size`x`size` canvas, as a bool tensor: true where a round pen of width `pen` passed"
+    from PIL import Image, ImageDraw
+    im = Image.new('L', (size, size))
+    d = ImageDraw.Draw(im)
+    for s in strokes:
+        s = [(x - .5, y - .5) for x, y in s]  # a canvas's pixel (0, 0) spans [0, 1), PIL's is centred on 0
+        if len(s) > 1: d.line(s, fill=255, width=pen)
+        for x, y in s: d.ellipse([x - pen/2, y - pen/2, x + pen/2, y + pen/2], fill=255)  # round ends and joints
+    return torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size) > 127
+
+# %% ../nbs/08_cnn.ipynb #a9f3df70
+LIVE_WEIGHTS = 'live_cnn_weights.json'  # in miniconv/assets/: the chapter's trained `simple_cnn`, for the live CNN
+
+def _f32(t): return base64.b64encode(t.detach().cpu().float().contiguous().numpy().astype('<f4').tobytes()).decode()
+
+def live_cnn_weights(model:nn.Sequential, # A trained `simple_cnn`
+                    ) -> dict:
+    "The weights of `model` for the page's script: per convolution, its shape, stride, padding, ReLU, and float32 weights and bias in base64"
+    convs = [(l[0] if isinstance(l, nn.Sequential) else l, isinstance(l, nn.Sequential)) for l in model[:-1]]
+    if not all(isinstance(c, nn.Conv2d) for c, _ in convs) or not isinstance(model[-1], nn.Flatten):
+        raise ValueError(f"live_cnn_weights wants a simple_cnn: convolutions, each alone or followed by a ReLU, then nn.Flatten; got {model}")
+    return dict(arch='simple_cnn', layers=[dict(shape=list(c.weight.shape), stride=c.stride[0], padding=c.padding[0], relu=relu,
+                                                w=_f32(c.weight), b=_f32(c.bias)) for c, relu in convs])
+
+def cnn_from_weights(weights:dict, # As from `live_cnn_weights`
+                    ) -> nn.Sequential:
+    "A `simple_cnn` holding `weights`, in eval mode"
+    model = simple_cnn()
+    for l, w in zip(model[:-1], weights['layers']):
+        c = l[0] if isinstance(l, nn.Sequential) else l
+        for p, k in ((c.weight, 'w'), (c.bias, 'b')):
+            p.data = torch.frombuffer(bytearray(base64.b64decode(w[k])), dtype=torch.float32).view(p.shape).clone()
+    return model.eval()
+
+# %% ../nbs/08_cnn.ipynb #6c705ee9
+def _two_each(x, y, n=2):
+    "The first `n` of each class of `y`, as (images, labels), class by class"
+    idx = [i for c in range(10) for i in (y == c).nonzero()[:n, 0].tolist()]
+    return x[idx].view(-1, 28, 28), y[idx]
+
+def live_cnn(digits:torch.Tensor|None=None, # `[n, 28, 28]` digits to pick from, values in [0, 1]; default: two of each class of `load_mnist`'s validation set
+             labels:torch.Tensor|None=None, # Their labels
+             weights:dict|None=None,        # As from `live_cnn_weights`; default: the chapter's model (`LIVE_WEIGHTS` in `miniconv/assets/`)
+            ):
+    "The live CNN for the page: draw a digit or pick one, and see `simple_cnn`'s feature maps and class probabilities as you draw"
+    if digits is None: d = load_mnist(verbose=False); digits, labels = _two_each(d.x_valid, d.y_valid)
+    if labels is None or len(labels) != len(digits): raise ValueError(f"give a label for each digit, got {len(digits)} digits and labels={labels!r}")
+    if weights is None: weights = json.loads((resources.files('miniconv')/'assets'/LIVE_WEIGHTS).read_text(encoding='utf-8'))
+    cap = ("<b>The live CNN.</b> Draw a digit with a mouse, a finger or a pen, or pick a real validation digit. The chapter's "
+           "trained <code>simple_cnn</code> runs in this page, in JavaScript: the drawing is centred and scaled as MNIST's digits "
+           "were (<code>mnist_style</code>), then five stride-2 convolutions turn it into 4, 8, 16 and 16 feature maps and ten "
+           "scores, and the softmax of the scores gives the probabilities. Each layer's maps share one grey scale, from black "
+           "(0, or the lowest score) to white (the layer's largest value).")
+    data = dict(net=weights, names=[f'conv {k+1}' for k in range(len(weights['layers']))],
+                digits=[dict(label=int(l), pixels=image_b64(d.view(28, 28))) for d, l in zip(digits, labels)])
+    return page_widget('live_cnn', data, cap, noscript="The live CNN needs JavaScript; the figure above shows drawn digits and the model's answers.")
 
 # %% ../nbs/08_cnn.ipynb #42201b96
 import copy

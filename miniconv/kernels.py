@@ -16,8 +16,8 @@ from .checks import as_int, check_2d, check_fits
 
 # %% auto #0
 __all__ = ['top_edge', 'left_edge', 'diag1_edge', 'diag2_edge', 'GREEK', 'apply_kernel', 'conv_loop', 'corr2d', 'conv_symbols',
-           'conv_equations', 'equation_strs', 'draw_viewpoints', 'convolve', 'check_conv_matrix_zeros',
-           'check_laplacian', 'check_corr1d', 'check_corr2d']
+           'conv_equations', 'equation_strs', 'draw_viewpoints', 'convolve', 'kernel_playground',
+           'check_conv_matrix_zeros', 'check_laplacian', 'check_corr1d', 'check_corr2d']
 
 # %% ../nbs/05_kernels.ipynb #ec626da4
 top_edge = tensor([[-1, -1, -1],
@@ -189,6 +189,27 @@ def convolve(img:torch.Tensor,    # Image (h, w), or a stack of them (..., h, w)
             ) -> torch.Tensor:
     "True convolution (the kernel flipped on both axes) at every position where `kernel` fits in `img`: shape (h-kh+1, w-kw+1)"
     return corr2d(img, check_2d(kernel, 'kernel').flip(0, 1))
+
+# %% ../nbs/05_kernels.ipynb #ed4e4e46
+from .plotting import image_b64, page_widget
+
+# %% ../nbs/05_kernels.ipynb #95b7f698
+def kernel_playground(imgs:dict,          # `{label: 2-D image}` with values in [0, 1]: the digits to try kernels on
+                      kernels:dict,       # `{name: 3x3 kernel}`: the kernels to start from
+                      start:str|None=None, # The kernel shown first; default: the first of `kernels`
+                     ):
+    "A kernel playground for the page: edit a 3x3 kernel, or pick one of `kernels`, and see its response on a digit as you type"
+    bad = {n: tuple(k.shape) for n, k in kernels.items() if tuple(k.shape) != (3, 3)}
+    if not kernels or bad: raise ValueError(f"kernels must be a non-empty dict of 3x3 kernels, got shapes {bad or 'none'}")
+    start = next(iter(kernels)) if start is None else start
+    if start not in kernels: raise ValueError(f"start must name one of the kernels {list(kernels)}, got start={start!r}")
+    digits = [dict(label=str(l), pixels=image_b64(im), h=im.shape[0], w=im.shape[1]) for l, im in imgs.items()]  # image_b64 checks im
+    data = dict(digits=digits, kernels=[[n, [float(v) for v in k.flatten()]] for n, k in kernels.items()], start=start)
+    cap = ("<b>Kernel playground.</b> Type the nine weights of a 3×3 kernel, or pick one of the chapter's kernels, and "
+           "choose a digit. The response is the chapter's cross-correlation (<code>conv_loop</code>, <code>corr2d</code>, "
+           "<code>F.conv2d</code> without padding): blue below 0, white at 0 and red above, on a scale from minus to plus "
+           "the largest response (the numbers beside the colour bar).")
+    return page_widget('kernel_playground', data, cap, noscript="The kernel playground needs JavaScript; the edge maps above show four kernels' responses.")
 
 # %% ../nbs/05_kernels.ipynb #74a1a90f
 from .harness import checker, Wrong, Forbid, TORCH_CONVS, ARRAY_CONVS, read_int, read_tensor, same, expect, seeded, with_dtypes, named_shapes, too

@@ -4,7 +4,8 @@
 
 # %% ../nbs/02_plotting.ipynb #0c24f28f
 from __future__ import annotations
-import math
+import json, math
+from importlib import resources
 from itertools import zip_longest
 
 import fastcore.all as fc
@@ -20,7 +21,7 @@ from .checks import as_int, check_2d
 __all__ = ['COLUMN_PX', 'LABEL_PX', 'CELL_PX', 'set_alt', 'alt_text', 'retina_png', 'show_image', 'subplots', 'get_grid',
            'show_images', 'show_kernel', 'show_kernels', 'text_px', 'draw_conv_step', 'drawn_output', 'wide_figure',
            'scroll_html', 'figure_html', 'steps_alt', 'show_steps', 'steps_gif', 'gif_html', 'live_frontend',
-           'step_explorer']
+           'step_explorer', 'image_b64', 'page_widget']
 
 # %% ../nbs/02_plotting.ipynb #3a30d598
 def set_alt(fig:Figure|Axes, # A matplotlib figure, or one of its axes
@@ -165,6 +166,7 @@ def show_kernels(ks:list,               # 2-D kernels
                  titles:list|None=None, # Optional title for each kernel
                  vmax:float|None=None,  # Shared full-colour weight; default: the largest |weight| of all
                  values:bool=True,      # Write each weight in its cell
+                 fmt:str='{:.2g}',      # How to write a weight
                  nrows:int|None=None,   # Rows in the grid
                  ncols:int|None=None,   # Columns in the grid
                  **kwargs):            # `title`, `figsize`, `imsize`; the rest go on to `plt.subplots`
@@ -173,7 +175,7 @@ def show_kernels(ks:list,               # 2-D kernels
     if titles is not None and len(titles) != len(ks): raise ValueError(f"got {len(ks)} kernels but {len(titles)} titles")
     vmax = _kernel_scale(ks) if vmax is None else vmax
     axs = get_grid(len(ks), nrows, ncols, **kwargs)[1]
-    for k, t, ax in zip_longest(ks, titles or [], axs): show_kernel(k, ax=ax, vmax=vmax, values=values, title=t)
+    for k, t, ax in zip_longest(ks, titles or [], axs): show_kernel(k, ax=ax, vmax=vmax, values=values, fmt=fmt, title=t)
     return axs
 
 # %% ../nbs/02_plotting.ipynb #e42e5e4d
@@ -510,3 +512,25 @@ def step_explorer(state:dict,   # Each setting's first value, and `step`, the st
     for c in [*box.sliders.values(), box.step]: c.observe(redraw, 'value')
     redraw()
     return box
+
+# %% ../nbs/02_plotting.ipynb #ff7e1aef
+def image_b64(img:torch.Tensor, # 2-D image with values in [0, 1]
+             ) -> str:
+    "`img` in 256 grey levels (0 to 255), row by row, as base64: how the page widgets receive images"
+    b = (check_2d(torch.as_tensor(img).detach().cpu().float(), 'img')*255).round().clamp(0, 255).to(torch.uint8)
+    return base64.b64encode(b.numpy().tobytes()).decode()
+
+def _asset_text(name): return (resources.files('miniconv')/'assets'/name).read_text(encoding='utf-8')
+
+def page_widget(name:str,    # The widget: its script `miniconv/assets/{name}.js` builds it in `<figure class="mc-{name}">`
+                data:dict,   # What the script needs, put in the figure as JSON
+                caption:str, # What the widget shows and how to use it (HTML), under it
+                noscript:str='This widget needs JavaScript.', # What shows where scripts do not run
+               ):
+    "A widget for the page: a `<figure>` with `data` as JSON and a caption, and `widgets.css` and the widget's script inlined"
+    from IPython.display import HTML  # imported here: the rest of the module works without IPython
+    js = json.dumps(data, separators=(',', ':')).replace('</', '<\\/')  # the data can't close its <script>
+    return HTML(f'<style>\n{_asset_text("widgets.css")}</style>\n'
+                f'<figure class="mc-widget mc-{name}">\n<script type="application/json" class="mc-data">{js}</script>\n'
+                f'<noscript><p>{html.escape(noscript)}</p></noscript>\n<figcaption>{caption}</figcaption>\n</figure>\n'
+                f'<script>\n{_asset_text(name + ".js")}</script>\n')

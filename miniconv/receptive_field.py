@@ -27,7 +27,7 @@ from .strides_padding import conv_out_size, same_pads
 
 # %% auto #0
 __all__ = ['RF_COLUMNS', 'RFTracer', 'rf_trace', 'AlignmentError', 'receptive_field', 'field_bounds', 'central_unit', 'draw_box',
-           'unit_fields', 'rf_explorer', 'check_rf_size', 'check_rf1d']
+           'unit_fields', 'rf_explorer', 'field_picker', 'check_rf_size', 'check_rf1d']
 
 # %% ../nbs/09_receptive_field.ipynb #c886a4be
 class _Field(NamedTuple):
@@ -636,6 +636,42 @@ def rf_explorer(model:nn.Module|None=None,  # A CNN `receptive_field` takes; def
     if not (live_frontend() if live is None else live): return _unit_figure(net, maps, convs, layer-1, i, j)
     return _explorer_widget(net, maps, convs, fs, layer, i, j)
 
+
+# %% ../nbs/09_receptive_field.ipynb #6061a2c3
+from .plotting import image_b64, page_widget
+
+# %% ../nbs/09_receptive_field.ipynb #e6b73854
+def _picker_grids(model, h, w):
+    "`[{name, label, h, w}]`: the input and the output grid of each convolution of `model`, on an `h`x`w` input"
+    rh, rw = receptive_field(model, (h, w), 0), receptive_field(model, (h, w), 1)
+    return [dict(name='input', label='input', h=h, w=w)] + [dict(name=rh['name'][k], label=f'conv {n+1}', h=int(rh['out'][k]),
+            w=int(rw['out'][k])) for n, k in enumerate(rh.index[rh['layer'] == 'Conv2d'])]
+
+def _picker_fields(model, grids):
+    "`{layer: [[[r0, r1, c0, c1] for each grid below it] for each unit, row by row]}`, from `unit_fields`"
+    hw, res = (grids[0]['h'], grids[0]['w']), {}
+    for k, g in enumerate(grids[1:], 1):
+        units = (unit_fields(model, hw, g['name'], i, j) for i in range(g['h']) for j in range(g['w']))
+        res[g['name']] = [[[*f[b['name']][0], *f[b['name']][1]] for b in grids[:k]] for f in units]
+    return res
+
+def field_picker(model:nn.Module|None=None,  # A sequential CNN; default: `simple_cnn()` (fields depend on the layers, not the weights)
+                 img:torch.Tensor|None=None, # A 2-D image with values in [0, 1]; default: the first validation digit
+                 start:tuple=('2.0', 2, 1),  # The unit selected first: `(layer name, i, j)`
+                ):
+    "A page widget: click or tap any unit of any convolution of `model` to see the block it reads in the input and in every layer before it"
+    if model is None: model = simple_cnn()
+    if img is None: img = load_mnist(verbose=False).x_valid[0].view(28, 28)
+    h, w = check_2d(img, 'img').shape
+    unit_fields(model, (h, w), *start)  # a ValueError if `start` is no unit
+    grids = _picker_grids(model, h, w)
+    cap = ("<b>Receptive-field picker.</b> The input and the output grids of the five convolutions of <code>simple_cnn</code>. "
+           "Click or tap a unit, or Tab to a layer and move with the arrow keys: the orange frames show the block of the input "
+           "that the unit reads, clipped to the image, and the block it reads in each layer before it (its cells in light blue); "
+           "the line above says the same in numbers. They are the answers of <code>unit_fields</code>, computed for every "
+           "unit by the chapter's code.")
+    return page_widget('field_picker', dict(grids=grids, img=image_b64(img), fields=_picker_fields(model, grids), start=list(start)),
+                       cap, noscript="The picker needs JavaScript; the explorer above shows the fields of one unit.")
 
 # %% ../nbs/09_receptive_field.ipynb #c4d007a3
 import random

@@ -1,8 +1,9 @@
 """The docs site in a real browser: headless Chromium, driven over the Chrome DevTools protocol (websocket-client),
 loads every page from a local server and checks titles, the sidebar, previous/next links, pictures and their alt
 text, maths, readable outputs, tables and link colours, internal links and search, and that no request leaves
-127.0.0.1. Screenshots go to the git-ignored screenshots/ folder."""
-import functools, re
+127.0.0.1. Screenshots go to the git-ignored screenshots/ folder: of the viewport always, of every whole page (two thirds
+of this file's time) only with `MINICONV_SHOTS=1` in the environment."""
+import functools, os, re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
@@ -15,12 +16,13 @@ from test_docs import ROOT, built_site, nb_title, notebooks, page_of, solutions
 pytestmark = pytest.mark.slow  # the site build and Chromium: `make test` runs it, `make check` does not
 
 SHOTS = ROOT/'screenshots'
+WHOLE_PAGES = os.environ.get('MINICONV_SHOTS') == '1'  # a picture of every whole page, for a person to look at
 SEARCH_TERM = 'conv2d'
 
 @pytest.fixture(scope='module')
-def server():
-    "The built site, served on 127.0.0.1 at a free port"
-    site = built_site()[0]/'_docs'
+def server(tmp_path_factory):
+    "The built site (`test_docs.py`'s, one build per run), served on 127.0.0.1 at a free port"
+    site = built_site(tmp_path_factory)[0]/'_docs'
     with serve(site) as base: yield base, site
 
 # What each page shows, read once per page in the browser: the tests below check it.
@@ -60,17 +62,37 @@ PAGE_JS = """(() => {
     }),
     wideOutputs: Array.from(document.querySelectorAll('.cell-output pre')).filter(p => p.scrollWidth > p.clientWidth + 1)
       .map(p => p.textContent.trim().slice(0, 80)),
-    tables: Array.from(document.querySelectorAll('table.dataframe')).map(t => ({
-      head: t.textContent.trim().slice(0, 60), width: t.getBoundingClientRect().width,
-      room: t.closest('.cell-output-display').getBoundingClientRect().width,
-      align: Array.from(t.querySelectorAll('th, td')).map(c => getComputedStyle(c).textAlign)
-        .filter(a => !['left', 'start'].includes(a))}))
+    tables: Array.from(document.querySelectorAll('main table')).map(t => {
+      const box = t.closest('.mc-table');
+      return {head: t.textContent.trim().slice(0, 60), width: t.getBoundingClientRect().width, output: !!t.closest('.cell-output-display'),
+        room: box ? box.clientWidth : 0, scrolls: !!box && ['auto', 'scroll'].includes(getComputedStyle(box).overflowX),
+        broken: brokenWords(t),
+        align: Array.from(t.querySelectorAll('th, td')).map(c => getComputedStyle(c).textAlign).filter(a => !['left', 'start'].includes(a))};
+    }),
+    widgets: Array.from(document.querySelectorAll('figure.mc-widget')).map(f => ({cls: f.className,
+      mounted: !!(f.playground || f.liveCnn || f.picker), width: f.getBoundingClientRect().width,
+      room: f.parentElement.getBoundingClientRect().width}))
   };
 })()"""
 
+# The words of `root`'s text that the browser broke across two lines ("forwa/rd", "5.5/44"); a hyphen before a letter
+# may end a line ("blow-/up", "1-/D"), as it does in any text
+BROKEN_JS = """const brokenWords = root => {
+  const out = [], walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let n; (n = walk.nextNode());) {
+    const re = /(?:[^\\s-]|-(?![A-Za-z])|(?<![A-Za-z0-9])-)+-?/g;
+    for (let m; (m = re.exec(n.textContent));) {
+      const r = document.createRange(); r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+      if (new Set(Array.from(r.getClientRects(), x => Math.round(x.top))).size > 1) out.push(m[0]);
+    }
+  }
+  return out;
+};"""
+PAGE_JS = PAGE_JS.replace('(() => {', '(() => {' + BROKEN_JS, 1)
+
 @pytest.fixture(scope='module')
 def pages(server, browser):
-    "Load every page once; return {page: what PAGE_JS read, the requests it made}, and save a screenshot of each"
+    "Load every page once; return {page: what PAGE_JS read, the requests it made}; with `WHOLE_PAGES`, save a screenshot of each"
     base, _ = server
     SHOTS.mkdir(exist_ok=True)
     res = {}
@@ -78,8 +100,9 @@ def pages(server, browser):
         p = page_of(nb)
         browser.goto(base + p)
         info = browser.js(PAGE_JS)
-        browser.screenshot(SHOTS/(Path(p).with_suffix('').as_posix().replace('/', '_') + '.jpg'))  # whole page; JPEG is twice as fast to take as PNG
-        browser.js('document.fonts.ready.then(() => 0)')  # collects the events of what the screenshot made the page load
+        if WHOLE_PAGES:  # JPEG is twice as fast to take as PNG
+            browser.screenshot(SHOTS/(Path(p).with_suffix('').as_posix().replace('/', '_') + '.jpg'))
+        browser.js('document.fonts.ready.then(() => 0)')  # collects the events of what the page (or the screenshot) made it load
         ev = browser.events
         info['exceptions'] = [e['params']['exceptionDetails'].get('text') for e in ev if e.get('method') == 'Runtime.exceptionThrown']
         info['requests'] = [e['params']['request']['url'] for e in ev if e.get('method') == 'Network.requestWillBeSent']
@@ -191,10 +214,98 @@ def test_outputs_wrap(pages, nb):
 
 @pytest.mark.parametrize('nb', notebooks())
 def test_tables_fit(pages, nb):
-    "pandas tables (the 'Bad input' tables of error messages among them) are left-aligned and fit the column"
+    "Tables wrap at spaces, never inside a word or a number, and fit the column or scroll in their own box; output tables are left-aligned"
     for t in pages[page_of(nb)]['tables']:
-        assert not t['align'], f"{page_of(nb)}: table {t['head']!r} has cells aligned {set(t['align'])}"
-        assert t['width'] <= t['room'] + 1, f"{page_of(nb)}: table {t['head']!r} is {t['width']:.0f}px wide in {t['room']:.0f}px"
+        assert not t['broken'], f"{page_of(nb)}: table {t['head']!r} breaks {t['broken'][:5]} across lines"
+        assert t['scrolls'], f"{page_of(nb)}: table {t['head']!r} is not in a div.mc-table that scrolls"
+        if t['output']: assert not t['align'], f"{page_of(nb)}: table {t['head']!r} has cells aligned {set(t['align'])}"
+        if t['width'] > t['room'] + 1: print(f"{page_of(nb)}: table {t['head'][:30]!r} is {t['width']:.0f}px wide in {t['room']:.0f}px: it scrolls")
+
+WIDGETS = {'kernels.html': 'mc-kernel_playground', 'cnn.html': 'mc-live_cnn', 'receptive_field.html': 'mc-field_picker'}
+
+@pytest.mark.parametrize('page', list(WIDGETS))
+def test_widget_on_its_page(pages, page):
+    "The chapter's widget is on its page, built by its script, and fits the column"
+    ws = [w for w in pages[page]['widgets'] if WIDGETS[page] in w['cls']]
+    assert len(ws) == 1 and ws[0]['mounted'], pages[page]['widgets']
+    assert ws[0]['width'] <= ws[0]['room'] + 1, ws[0]
+
+def test_api_comments_wrap_beside_code(server, browser):
+    "A long comment in an API block wraps under itself, beside its parameter or indented below it, never back to the left edge (1280 and 390 px)"
+    base, _ = server
+    js = """Array.from(document.querySelectorAll('.mc-sig-line')).filter(l => l.querySelector('.co')).map(l => {
+      const c = l.querySelector('.co').getBoundingClientRect(), code = l.querySelector('.mc-sig-code').getBoundingClientRect();
+      return {text: l.textContent.slice(0, 50), lines: Math.round(c.height / parseFloat(getComputedStyle(l).lineHeight)),
+              indent: c.left - l.getBoundingClientRect().left, inline: Math.abs(c.top - code.top) < 2}; })"""
+    res = {}
+    for w, mobile in ((1280, False), (390, True)):
+        browser('Emulation.setDeviceMetricsOverride', width=w, height=900, deviceScaleFactor=1, mobile=mobile)
+        browser.goto(base + 'cnn.html')
+        res[w] = browser.js(js)
+    browser('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
+    assert res[1280], "cnn.html has no API block with a comment"
+    assert any(x['lines'] > 1 and x['inline'] for x in res[1280]), "no comment wraps beside its code at 1280 px: nothing checked"
+    for w, r in res.items():
+        bad = [x for x in r if x['indent'] < 30]
+        assert not bad, (w, bad)
+
+# What a page shows on a phone, read at 390 px: anything wider than the column (main's content box) that does not sit in
+# a box of its own that scrolls (a table's, a formula's, a figure's, a code block's)
+PHONE_JS = """(() => {
+  const main = document.querySelector('main'), vw = document.documentElement.clientWidth;
+  const room = main.getBoundingClientRect().right - parseFloat(getComputedStyle(main).paddingRight);
+  const inScroller = e => { for (let p = e.parentElement; p && p !== main; p = p.parentElement) {  // an inline box does not scroll
+                              const cs = getComputedStyle(p); if (['auto', 'scroll'].includes(cs.overflowX) && cs.display !== 'inline') return true; }
+                            return false; };
+  const wide = Array.from(main.querySelectorAll('*')).filter(e => { const r = e.getBoundingClientRect();
+    return r.width > 0 && r.right > room + 1 && !inScroller(e); }).map(e => e.tagName + ' ' + e.textContent.trim().slice(0, 40));
+  return {vw, room, page: document.documentElement.scrollWidth, wide: wide.slice(0, 8),
+          maths: Array.from(document.querySelectorAll('span.math.display')).filter(s => s.scrollWidth > s.clientWidth + 1)
+            .map(s => (s.dataset.tex || '').slice(0, 40))};
+})()"""
+
+# The pages with what a phone can find too wide: the widgets, display formulas, wide tables, long signatures, figures
+# (loading every page a second time would cost the test file a third more)
+PHONE_PAGES = ['index.html', 'data.html', 'plotting.html', 'kernels.html', 'strides_padding.html', 'im2col.html', 'cnn.html',
+               'receptive_field.html', 'color.html', 'layers.html', 'cli.html']
+
+@pytest.fixture(scope='module')
+def phone(server, browser):
+    "The `PHONE_PAGES` at a phone's 390 px: {page: what PHONE_JS read}; with `WHOLE_PAGES`, screenshots of the widget pages"
+    base, _ = server
+    browser('Emulation.setDeviceMetricsOverride', width=390, height=844, deviceScaleFactor=1, mobile=True)
+    try:
+        res = {}
+        for p in PHONE_PAGES:
+            browser.goto(base + p)
+            res[p] = browser.js(PHONE_JS)
+            if WHOLE_PAGES and p in WIDGETS: browser.screenshot(SHOTS/f"phone-{p.replace('.html', '')}.jpg")
+        yield res
+    finally: browser('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
+
+@pytest.mark.parametrize('page', PHONE_PAGES)
+def test_phone_fits(phone, page):
+    "At 390 px display formulas fit the column, and nothing else runs off it: figures, tables and widgets fit or scroll in their own box"
+    assert {page_of(nb) for nb in notebooks()} >= set(PHONE_PAGES)
+    r = phone[page]
+    assert not r['maths'], f"{page}: display formulas wider than the screen: {r['maths']}"
+    assert not r['wide'] and r['page'] <= r['vw'], f"{page}: {r}"
+
+def test_phone_sidebar(server, browser):
+    "On a phone the open sidebar starts below the sticky header: its first entry can be seen and tapped"
+    base, _ = server
+    browser('Emulation.setDeviceMetricsOverride', width=390, height=844, deviceScaleFactor=1, mobile=True)
+    try:
+        browser.goto(base + 'cnn.html')
+        browser.js("document.querySelector('.quarto-btn-toggle').click()")
+        r = browser.wait("""(() => { const s = document.querySelector('#quarto-sidebar');
+          if (getComputedStyle(s).transform !== 'none') return null;
+          const a = s.querySelector('a.sidebar-link'), b = a.getBoundingClientRect(), h = document.querySelector('#quarto-header').getBoundingClientRect();
+          const hit = document.elementFromPoint(b.left + 5, b.top + b.height / 2);
+          return {top: b.top, header: h.bottom, hit: !!hit && a.contains(hit), text: a.textContent.trim()}; })()""", timeout=5)
+        browser.screenshot(SHOTS/'phone-sidebar.png', full=False)
+    finally: browser('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
+    assert r['top'] >= r['header'] and r['hit'], r
 
 def test_maths_font(server, browser):
     "A matrix on the kernels page is drawn with the site's maths font, and its brackets stretch to the matrix's height"

@@ -2,8 +2,9 @@
 reference (show_doc and its docments) for every exported function, figures with their alt text, nothing loaded from
 the network, and README.md is what index.ipynb makes.
 
-The site is built once per session into a temporary folder; `test_browser.py` loads the same build."""
-import atexit, functools, html, importlib, inspect, json, os, re, shutil, subprocess, sys, tempfile, time
+The site is built once per test run into pytest's temporary folder; `test_browser.py` loads the same build, also
+when pytest-xdist runs the two files on different workers."""
+import html, importlib, inspect, json, os, re, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -50,23 +51,35 @@ def page_text(path): # An HTML file
 
 def page_ids(path): return set(re.findall(r'\bid="([^"]+)"', Path(path).read_text(encoding='utf-8')))
 
-@functools.cache
-def built_site():
-    "Run the docs build once (as `make docs` does, but into a temporary folder); return (folder, seconds, output)"
-    tmp = Path(tempfile.mkdtemp(prefix='miniconv_docs_test_'))
-    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    cmd = [sys.executable, str(ROOT/'tools'/'build_docs.py'), '--no_quarto',
-           '--doc_path', str(tmp/'_docs'), '--readme_out', str(tmp/'README.md')]
-    t = time.perf_counter()
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    secs = time.perf_counter() - t
-    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    return tmp, secs, r.stdout
+_BUILT = {}
+
+def built_site(tmp_path_factory): # pytest's `tmp_path_factory`
+    """Run the docs build once per test run (as `make docs` does, but into pytest's temporary folder); return (folder,
+    seconds, output). The folder is the run's, shared by pytest-xdist's workers: the first to take the lock builds, the
+    others (`test_docs.py` and `test_browser.py` run on different workers) wait and reuse its build."""
+    if _BUILT: return _BUILT['res']
+    from filelock import FileLock  # a dependency of torch
+    tmp = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'): tmp = tmp.parent  # the run's folder, above the workers' own
+    tmp = tmp/'miniconv_docs'
+    with FileLock(f'{tmp}.lock'):
+        done = tmp/'build.json'
+        if not done.exists():
+            cmd = [sys.executable, str(ROOT/'tools'/'build_docs.py'), '--no_quarto',
+                   '--doc_path', str(tmp/'_docs'), '--readme_out', str(tmp/'README.md')]
+            t = time.perf_counter()
+            r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+            secs = time.perf_counter() - t
+            assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+            done.write_text(json.dumps(dict(secs=secs, out=r.stdout)), encoding='utf-8')
+        d = json.loads(done.read_text(encoding='utf-8'))
+    _BUILT['res'] = tmp, d['secs'], d['out']
+    return _BUILT['res']
 
 @pytest.fixture(scope='module')
-def site():
-    tmp, secs, out = built_site()
-    print(f"\ndocs build: {secs:.1f}s\n{out}")
+def site(tmp_path_factory):
+    tmp, secs, out = built_site(tmp_path_factory)
+    print(f"\ndocs build: {secs:.1f}s (this run's one build)\n{out}")
     return tmp/'_docs'
 
 def test_notebooks_found():
@@ -175,7 +188,7 @@ def api_blocks(path): # A page of the site
     "{show_doc heading id: the text of the signature block under it}"
     h = Path(path).read_text(encoding='utf-8')
     res = {}
-    for m in re.finditer(r'<h[2-4][^>]*\bid="([^"]+)"[^>]*>.*?</h[2-4]>', h, re.S):
+    for m in re.finditer(r'<h[2-4][^>]*\sid="([^"]+)"[^>]*>.*?</h[2-4]>', h, re.S):  # not a section's data-anchor-id
         rest = h[m.end():]
         nxt = re.search(r'<h[1-6]\b', rest)
         code = re.search(r'<code\b[^>]*>(.*?)</code>', rest[:nxt.start() if nxt else len(rest)], re.S)
@@ -267,10 +280,9 @@ def test_readme_current(site):
     assert (ROOT/'README.md').exists(), "README.md is missing: run make docs"
     assert (ROOT/'README.md').read_text(encoding='utf-8') == made
 
-def test_readme_fences():
+def test_readme_fences(site):
     "Every code fence in README.md names its language (nbconvert's exporter only does so when told)"
-    text, _, _ = built_site()
-    lines = (text/'README.md').read_text(encoding='utf-8').splitlines()
+    lines = (site.parent/'README.md').read_text(encoding='utf-8').splitlines()
     fences = [l for l in lines if l.startswith('```')]
     openers = fences[0::2]
     assert openers, "README.md has no code block"
@@ -309,3 +321,71 @@ def test_site_ships_its_assets(site):
     assert (site/'fonts'/'DejaVuMathTeXGyre-LICENSE.txt').exists()
     assert (site/'favicon.svg').read_text().startswith('<svg')
     assert 'fonts/' + build_docs.MATH_FONT in (site/'styles.css').read_text(encoding='utf-8')
+
+def test_signatures_from_fastcore():
+    "API blocks are fastcore's `sig2str` layout (`DocmentText`) with a few fixes, not a copy of its formatting code"
+    from fastcore.docments import DocmentText
+    assert issubclass(build_docs.ApiSig, DocmentText)
+    assert not hasattr(build_docs, '_fmt_sig') and not hasattr(build_docs, '_fmt_default')
+    assert build_docs.api_signature(_f_none).startswith('def _f_none(\n    x, ax=None')
+    def _f_empty(): pass
+    assert build_docs.api_signature(_f_empty) == 'def _f_empty():'
+
+def _f_long(epochs:int, # Passes over the data
+            sep:str=' # ', # A separator with a hash in it, and a comment long enough to wrap on any phone and on most desktops too
+           ): pass
+
+def test_sig_html():
+    "An API block is HTML with a line per parameter and its comment in a column of its own; its text is the signature, from the first line"
+    sig = build_docs.api_signature(_f_long)
+    h = build_docs.sig_html(sig)
+    body = re.search(r'<code class="sourceCode python">(.*)</code>', h, re.S).group(1)
+    assert body.startswith('<span class="mc-sig-line">'), body[:80]  # no empty first line
+    assert html.unescape(re.sub(r'<[^>]+>', '', body)).rstrip('\n') == sig
+    lines = re.findall(r'<span class="mc-sig-line"[^>]*>(.*?)\n</span>', body, re.S)
+    assert len(lines) == len(sig.splitlines()) == 4, lines
+    assert '<span class="co"># A separator with a hash' in lines[2] and "&#x27; # &#x27;" in lines[2], lines[2]  # the string's # is code
+    assert '<span class="kw">def</span> <span class="fu">_f_long</span>' in lines[0]
+    assert re.search(r'style="--ind: 4ch"><span class="mc-sig-code"><span class="mc-ind">    </span>epochs', body), body  # the indent, kept apart
+
+@pytest.mark.parametrize('nb', notebooks())
+def test_api_blocks_start_with_code(site, nb):
+    "On the pages, every API block is a `sig_html` block that starts with its `def` or `class` line: no empty line before it"
+    h = (site/page_of(nb)).read_text(encoding='utf-8')
+    blocks = re.findall(r'<div class="sourceCode mc-sig"><pre[^>]*><code[^>]*>(.*?)</code>', h, re.S)
+    assert len(blocks) >= len(api_blocks(site/page_of(nb))), f"{page_of(nb)}: API blocks not written by sig_html"
+    bad = [b[:60] for b in blocks if not re.match(r'<span class="mc-sig-line"><span class="mc-sig-code"><span class="kw">(async|def|class)', b)]
+    assert not bad, bad
+
+def test_keep_numbers():
+    "A table's number ranges stay whole (Chromium broke '[0.0618-/0.0776]' in resnet's table); tags, words and minus signs are left alone"
+    t = '<table><tr><td class="a-1">0.0717 [0.0618-0.0776]</td><td>1-D, -0.0044, 3 - 4</td></tr></table>'
+    test = build_docs.keep_numbers(t)
+    assert test == ('<table><tr><td class="a-1">0.0717 <span class="mc-nobr">[0.0618-0.0776]</span></td>'
+                    '<td>1-D, -0.0044, 3 - 4</td></tr></table>'), test
+    assert '.mc-nobr' in (NBS/'styles.css').read_text(encoding='utf-8')
+
+def test_primes_upright():
+    "A prime (o') is drawn beside its letter at full size, not as a superscript that shrinks it to a faint tick"
+    from latex2mathml.converter import convert
+    for tex in ("o' = s(i' - 1) + k", r"x_i' + f''"):
+        ml = build_docs.upright_primes(convert(tex))
+        assert not re.search(r'<msup>|<msubsup>', ml), ml
+        assert ml.count('<mo lspace="0" rspace="0">&#x0203') == 2, ml
+
+def test_site_primes(site):
+    "No formula on the site keeps a prime as a superscript"
+    bad = [(p.name, m.group()[:80]) for p in site.rglob('*.html')
+           for m in re.finditer(r'<msup>(?:(?!</msup>).)*&#x0203[234];(?:(?!</msup>).)*</msup>', p.read_text(encoding='utf-8'), re.S)]
+    assert not bad, bad
+
+def test_tables_wrapped(site):
+    "Every table of the site sits in a div.mc-table, which scrolls when the table is wider than the column"
+    n = 0
+    for p in site.rglob('*.html'):
+        h = p.read_text(encoding='utf-8')
+        n += h.count('<table')
+        assert h.count('<table') == h.count('<div class="mc-table"><table'), p.name
+    assert n, "the site has no table"
+    css = (site/'styles.css').read_text(encoding='utf-8')
+    assert 'overflow-wrap: anywhere' not in css and '.mc-table' in css

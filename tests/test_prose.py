@@ -1,4 +1,4 @@
-"""A number in a chapter's prose that comes from a run is rendered from code (issue 26 §A).
+"""A number in a chapter's prose that comes from a run is rendered from code.
 
 The scan reads the markdown cells of every chapter and solutions notebook, the text a learner reads as written, and finds
 percentages, ratios (`1.3×`, `2x`) and times (`26.8 ms`, `3 s`). Each must be either rendered by a code cell (an

@@ -8,16 +8,19 @@ Glue only; each step is a public nbdev, fastcore, smalldocs or nbconvert call, o
 2. `render_copy` makes a copy of `_proc/` ready to render:
    - notebooks renamed to their nbdev `output-file` (`01_data.ipynb` -> `data.ipynb`: smalldocs ignores `output-file`)
      and links to the published site made relative, so that nbdev's cross-references resolve offline;
-   - API blocks (show_doc's signatures) written again from the live objects by `api_signature`: a bare `x=None` without
-     `:NoneType`, no keywords that `@fc.delegates` forwards, an exception as `class E(ValueError)`, a `Param(...)`
-     as its type with its help as the comment;
+   - API blocks (show_doc's signatures) written again from the live objects by `api_signature`: fastcore's `sig2str`
+     layout (`ApiSig`, a `DocmentText`) with the fixes it lacks: a bare `x=None` without `:NoneType`, no keywords
+     that `@fc.delegates` forwards, `*`/`/` markers, an exception as `class E(ValueError)`, a `Param(...)` as its
+     type with its help as the comment; `sig_html` writes the block as HTML, a line per parameter with its comment in
+     a column of its own, so that a long comment wraps under itself (and no empty line opens the block);
    - figures as `<img>` with the alt text and display width that their outputs carry (`miniconv.plotting.retina_png`);
    - a favicon drawn by code (`favicon_svg`);
 3. smalldocs renders the copy, or `quarto render` when `quarto` is on PATH (not `nbdev_docs`: it renders `_proc/`
    itself, so step 2 could not come between);
 4. `offline_site` makes the site load nothing from the network: the theme's Google-font `@import` goes (the system
-   font stack takes over), TeX becomes MathML (latex2mathml), and `tools/assets/` adds a maths font (OpenType MATH
-   table, so that brackets stretch) that `nbs/styles.css` selects for `<math>`;
+   font stack takes over), TeX becomes MathML (latex2mathml, with primes beside their letter: `upright_primes`), and
+   `tools/assets/` adds a maths font (OpenType MATH table, so that brackets stretch) that `nbs/styles.css` selects for
+   `<math>`; `wrap_tables` puts every table in a box that scrolls sideways when the table is wider than the column;
 5. nbconvert's Markdown exporter turns the processed `nbs/index.ipynb` into `README.md`.
 
 Usage: `python tools/build_docs.py` (site and README), `python tools/build_docs.py --readme_only --readme_out F`.
@@ -39,6 +42,7 @@ from nbdev.process import NBProcessor
 from nbdev.processors import FilterDefaults
 from nbdev.quarto import nbdev_sidebar, refresh_quarto_yml
 from nbdev.serve import proc_nbs
+from fastcore.docments import DocmentText
 
 ASSETS = Path(__file__).resolve().parent/'assets'
 MATH_FONT = 'DejaVuMathTeXGyre.woff'  # nbs/styles.css loads it from `fonts/` at the site's root
@@ -126,8 +130,6 @@ def own_args(f): # A function
     n += bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
     return set(code.co_varnames[:n])
 
-def _fmt_default(o): return o.__name__ if hasattr(o, '__name__') else repr(o)
-
 def _fmt_anno(raw, ev): # The annotation as written (a string under `from __future__ import annotations`); evaluated
     "How an annotation reads in an API block: as written; a `Param` as its type; `store_true` as bool; NoneType as none"
     Param, flags = _param_help()
@@ -138,20 +140,6 @@ def _fmt_anno(raw, ev): # The annotation as written (a string under `from __futu
     if raw is inspect.Parameter.empty or ev is type(None) or raw in ('NoneType', 'None'): return ''
     return raw if isinstance(raw, str) else inspect.formatannotation(raw)
 
-def _fmt_sig(prefix, name, params, ret, maxline=110): # 'def' or 'class'; the name; [(text, comment)]; '->int' or ''
-    "Lay a signature out as show_doc does: a parameter with a comment ends its line, the others share lines"
-    lines, cur = [], []
-    for fmt, doc in params:
-        comment = f' # {doc}' if doc else ''
-        if cur and len(', '.join(cur)) + len(fmt) + len(comment) > maxline:
-            lines.append(', '.join(cur) + ','); cur = []
-        cur.append(fmt)
-        if doc: lines.append(', '.join(cur) + ',' + comment); cur = []
-    if cur: lines.append(', '.join(cur))
-    if not lines: return f"{prefix} {name}(){ret}:"
-    body = '\n    '.join(lines)
-    return f"{prefix} {name}(\n    {body}\n){ret}:"
-
 def _bases(cls):
     "The base classes of `cls` as they read in its `class` line"
     def nm(b):
@@ -159,7 +147,7 @@ def _bases(cls):
         return b.__qualname__ if mod in ('builtins', cls.__module__) else f'{mod}.{b.__qualname__}'
     return ', '.join(nm(b) for b in cls.__bases__ if b is not object)
 
-def _params(f, skip_first=False): # A function; drop its first parameter (`self`, `cls`)
+def _params(f, fmt, skip_first=False): # A function; fastcore's `DocmentText._fmt_param`; drop the first parameter (`self`)
     "[(text, comment)] for `f`'s parameters as a caller passes them, with the markers `/` and `*` Python needs"
     from fastcore.docments import docments
     Param, _ = _param_help()
@@ -177,8 +165,7 @@ def _params(f, skip_first=False): # A function; drop its first parameter (`self`
         e = ev[k].annotation if k in ev else p.annotation
         doc = docs.get(k) or (e.help if isinstance(e, Param) else None)
         star = {P.VAR_POSITIONAL: '*', P.VAR_KEYWORD: '**'}.get(p.kind, '')
-        anno = '' if star else _fmt_anno(p.annotation, e)
-        txt = star + k + (f':{anno}' if anno else '') + ('' if p.default is p.empty else f'={_fmt_default(p.default)}')
+        txt = star + k if star else fmt(k, dict(anno=_fmt_anno(p.annotation, e) or p.empty, default=p.default))
         res.append((txt, ' '.join(str(doc).split()) if doc else None)); kinds.append(p.kind)
     code = getattr(inspect.unwrap(f), '__code__', None)
     if forwarded and P.VAR_KEYWORD not in kinds and code is not None and code.co_flags & inspect.CO_VARKEYWORDS:
@@ -190,30 +177,37 @@ def _params(f, skip_first=False): # A function; drop its first parameter (`self`
         i = kinds.index(P.KEYWORD_ONLY); res.insert(i, ('*', None)); kinds.insert(i, None)
     if P.POSITIONAL_ONLY in kinds:
         i = len(kinds) - kinds[::-1].index(P.POSITIONAL_ONLY); res.insert(i, ('/', None)); kinds.insert(i, None)
-    return res, sig, docs
+    return res
+
+class ApiSig(DocmentText):
+    "fastcore's `sig2str` layout (a `DocmentText`), with what it lacks here: the parameters a caller passes (`_params`), and `f()` with none"
+    def __init__(self, f, name:str=None, skip_first:bool=False, maxline:int=110): # A function; its name; drop `self`; line length
+        super().__init__(f, maxline=maxline, docstring=False)
+        self.name, self.skip_first = name, skip_first
+
+    @property
+    def params(self): return _params(self.obj, self._fmt_param, self.skip_first)
+
+    def __str__(self):
+        s = super().__str__().rstrip().replace('(\n    \n)', '()', 1)
+        if self.name: s = re.sub(r'^((?:async )?def )[\w.]+', lambda m: m.group(1) + self.name, s, count=1)
+        return re.sub(r':NoneType(?=\s*=\s*None\b)', '', s)
 
 def api_signature(sym, name:str=None): # A function or class; the name to show
     "The signature block of `sym` for its API docs: what a caller passes, with each parameter's docments comment"
     name = name or sym.__name__
-    if inspect.isclass(sym):
-        bases = _bases(sym)
-        head = f"class {name}({bases}):" if bases else f"class {name}:"
-        for k in ('__init__', '__new__'):
-            ctor = sym.__dict__.get(k)
-            ctor = getattr(ctor, '__func__', ctor)  # `__new__` is a staticmethod
-            if inspect.isfunction(ctor): break
-        else: return head + ' ...'  # an exception, or a subclass that keeps its base's constructor
-        params, _, _ = _params(ctor, skip_first=True)
-        first = 'cls' if k == '__new__' else 'self'
-        sig = _fmt_sig('def', k, [(first, None)] + params, '', maxline=106)
-        return head + '\n' + '\n'.join('    ' + l for l in sig.splitlines()) + ' ...'
-    params, sig, docs = _params(sym)
-    ret = ''
-    if sig.return_annotation is not sig.empty:
-        r = _fmt_anno(sig.return_annotation, sig.return_annotation)
-        ret = f'->{r}' if r else ''
-    res = _fmt_sig('def', name, params, ret)
-    return res + (f" # {' '.join(docs['return'].split())}" if docs.get('return') else '')
+    if not inspect.isclass(sym): return str(ApiSig(sym, name))
+    bases = _bases(sym)
+    head = f"class {name}({bases}):" if bases else f"class {name}:"
+    for k in ('__init__', '__new__'):
+        ctor = sym.__dict__.get(k)
+        ctor = getattr(ctor, '__func__', ctor)  # `__new__` is a staticmethod
+        if inspect.isfunction(ctor): break
+    else: return head + ' ...'  # an exception, or a subclass that keeps its base's constructor
+    sig = ApiSig(ctor, k, skip_first=True, maxline=106)
+    first = 'cls' if k == '__new__' else 'self'
+    sig = re.sub(rf'^def {k}\(\n    ', f'def {k}(\n    {first}, ', str(sig).replace(f'def {k}()', f'def {k}({first})'), count=1)
+    return head + '\n' + '\n'.join('    ' + l for l in sig.splitlines()) + ' ...'
 
 _re_doc_src = re.compile(r'\[source\]\([^)]*?/blob/[^/)]+/([^)#]+)\.py(?:#[^)]*)?\)')
 _re_py_fence = re.compile(r'(?s)```python\n.*?\n```')
@@ -229,6 +223,40 @@ def _doc_symbol(md, lib:str): # show_doc's Markdown; the package's name
         if o is None: return None
     return o
 
+_re_sig_tok = re.compile(r"""(?P<st>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(?P<kw>\b(?:async|def|class)\b)"""
+                         r"|(?P<fu>(?<=def )\w+|(?<=class )\w+)|(?P<cn>\b(?:None|True|False)\b)|(?P<dv>\b\d+(?:\.\d+)?\b)")
+
+def _split_comment(line): # A line of a signature block
+    "(code, comment): the comment starts at the first ` #` outside a string"
+    q = None
+    for i, ch in enumerate(line):
+        if q: q = None if ch == q and line[i-1] != '\\' else q
+        elif ch in '\'"': q = ch
+        elif ch == '#' and line[i-1:i] == ' ': return line[:i], line[i:]
+    return line, ''
+
+def _highlight(code): # Python code, one line
+    "HTML of `code`, with the token classes Pandoc's highlighting uses (`kw`, `fu`, `cn`, `dv`, `st`), so the theme colours them"
+    res, at = [], 0
+    for m in _re_sig_tok.finditer(code):
+        res += [html.escape(code[at:m.start()]), f'<span class="{m.lastgroup}">{html.escape(m.group())}</span>']
+        at = m.end()
+    return ''.join(res) + html.escape(code[at:])
+
+def _ind(spaces): return f'<span class="mc-ind">{spaces}</span>' if spaces else ''
+
+def sig_html(sig:str): # A signature block from `api_signature`
+    "The signature block as HTML: a line per parameter, each comment in a column of its own beside the code, so that a long comment wraps under itself"
+    lines = []
+    for l in sig.splitlines():
+        code, com = _split_comment(l)
+        com = f'<span class="co">{html.escape(com)}</span>' if com else ''
+        n = len(code) - len(code.lstrip(' '))  # the indent: a margin on the page (spaces could wrap onto a line of their own)
+        ind = f' style="--ind: {n}ch"' if n else ''
+        lines.append(f'<span class="mc-sig-line"{ind}><span class="mc-sig-code">{_ind(code[:n])}{_highlight(code[n:])}</span>{com}\n</span>')
+    return ('<div class="mc-api"><div class="sourceCode mc-sig"><pre class="sourceCode python"><code class="sourceCode python">'
+            + ''.join(lines) + '</code></pre></div></div>')
+
 def fix_show_doc(md, lib:str): # A show_doc output (Markdown); the package's name
     "Write the signature block of a show_doc output again with `api_signature`; a `:NoneType=None` never survives"
     if not md.startswith('---'): return md
@@ -239,7 +267,7 @@ def fix_show_doc(md, lib:str): # A show_doc output (Markdown); the package's nam
         except (TypeError, ValueError): sig = None
         if sig:
             m = _re_py_fence.search(md, head.end())
-            if m: md = md[:m.start()] + f"```python\n\n{sig}\n\n```" + md[m.end():]
+            if m: md = md[:m.start()] + sig_html(sig) + md[m.end():]
     return re.sub(r':NoneType(?=\s*=\s*None\b)', '', md)
 
 # ---- figures: alt text and display size from the output's metadata
@@ -344,12 +372,38 @@ def mathml_pages(out:Path): # The rendered site
         if 'class="math ' not in h: continue
         def _sub(m):
             tex = html.unescape(m.group(2))
-            try: ml = convert(tex, display='block' if m.group(1) == 'display' else 'inline')
+            try: ml = upright_primes(convert(tex, display='block' if m.group(1) == 'display' else 'inline'))
             except Exception as e: print(f"note: {f.name}: maths left to KaTeX ({type(e).__name__}): {tex}", file=sys.stderr); return m.group(0)
             return f'<span class="math {m.group(1)}" data-tex="{html.escape(tex)}">{ml}</span>'
         h = _re_math.sub(_sub, h)
         if not _re_math.search(h): h = _re_katex.sub('', h)  # every formula converted: no CDN needed
         f.write_text(h, encoding='utf-8')
+
+_prime = r'(?:<mrow>)?<mi>(&#x0203[234];)</mi>(?:</mrow>)?'
+_re_prime_sup = re.compile(rf'<msup>(<m[ion]>[^<]*</m[ion]>){_prime}</msup>')
+_re_prime_subsup = re.compile(rf'<msubsup>(<m[ion]>[^<]*</m[ion]><m[ion]>[^<]*</m[ion]>){_prime}</msubsup>')
+
+def upright_primes(ml:str): # MathML from latex2mathml
+    "Primes as a font draws them, beside the letter: latex2mathml makes `o'` a superscript, which shrinks the prime to a faint tick"
+    ml = _re_prime_sup.sub(r'<mrow>\1<mo lspace="0" rspace="0">\2</mo></mrow>', ml)
+    return _re_prime_subsup.sub(r'<mrow><msub>\1</msub><mo lspace="0" rspace="0">\2</mo></mrow>', ml)
+
+_re_table = re.compile(r'(?s)<table\b.*?</table>')
+
+_re_text = re.compile(r'>([^<]+)<')  # the text between two tags
+_re_num_hyphen = re.compile(r'[^\s<>]*\d-\d[^\s<>]*')  # a token with a hyphen between digits: "0.0618-0.0776", "3-4"
+
+def keep_numbers(table:str): # The HTML of a table
+    "`table` with every token that has a hyphen between digits in a `span.mc-nobr`: Chromium may end a line after that hyphen"
+    nobr = lambda m: _re_num_hyphen.sub(r'<span class="mc-nobr">\g<0></span>', m.group(1))
+    return _re_text.sub(lambda m: f'>{nobr(m)}<', table)
+
+def wrap_tables(out:Path): # The rendered site
+    "Put every table in a `div.mc-table`, which scrolls sideways when the table is wider than the column (`nbs/styles.css`)"
+    for f in out.rglob('*.html'):
+        h = f.read_text(encoding='utf-8')
+        new = _re_table.sub(lambda m: f'<div class="mc-table">{keep_numbers(m.group())}</div>', h)
+        if new != h: f.write_text(new, encoding='utf-8')
 
 # `@import url(https://...);` (the URL itself may hold `;`) or `@import "https://...";`, with any media list after it
 _re_css_import = re.compile(r'@import\s+(?:url\(\s*["\']?(?:https?:)?//[^)]*\)|["\'](?:https?:)?//[^"\']*["\'])[^;]*;')
@@ -371,6 +425,7 @@ def offline_site(out:Path): # The rendered site
         css = f.read_text(encoding='utf-8')
         if _re_css_import.search(css): f.write_text(_re_css_import.sub('', css), encoding='utf-8')
     mathml_pages(out)
+    wrap_tables(out)
     (out/'fonts').mkdir(exist_ok=True)
     for f in ASSETS.glob('DejaVu*'): shutil.copy2(f, out/'fonts'/f.name)
     for page, u in remote_refs(out): print(f"warning: {page} loads {u} from the network", file=sys.stderr)
