@@ -8,7 +8,8 @@ __all__ = ['check_conv_matrix_zeros', 'check_laplacian', 'check_corr1d', 'check_
            'check_better_cnn_params', 'check_simple_cnn_sizes', 'check_conv_to_linear', 'check_smoothing_floor',
            'check_rf_size', 'check_rf1d', 'check_color_params', 'check_grey_weights', 'check_greenness',
            'check_separable_cost', 'check_avg_pool_as_conv', 'check_upsample_sizes', 'check_overlap_counts',
-           'check_conv_transpose', 'check_state_dict_keys', 'check_conv1d_layer']
+           'check_conv_transpose', 'check_state_dict_keys', 'check_conv1d_layer', 'check_fork_rf', 'check_bottleneck',
+           'check_aligned_shortcut']
 
 # %% ../nbs/18_exercises.ipynb #1df70477
 from .kernels import check_conv_matrix_zeros, check_laplacian, check_corr1d, check_corr2d
@@ -20,6 +21,7 @@ from .color import check_color_params, check_grey_weights, check_greenness
 from .pooling import check_separable_cost, check_avg_pool_as_conv
 from .transposed import check_upsample_sizes, check_overlap_counts, check_conv_transpose
 from .layers import check_state_dict_keys, check_conv1d_layer
+from .resnet import check_fork_rf, check_bottleneck, check_aligned_shortcut
 
 # %% ../nbs/18_exercises.ipynb #2d09c825
 _all_ = ['check_conv_matrix_zeros', 'check_laplacian', 'check_corr1d', 'check_corr2d', 'check_stem_size', 'check_conv2d_same',
@@ -27,4 +29,5 @@ _all_ = ['check_conv_matrix_zeros', 'check_laplacian', 'check_corr1d', 'check_co
          'check_better_cnn_params', 'check_simple_cnn_sizes', 'check_conv_to_linear', 'check_smoothing_floor',
          'check_rf_size', 'check_rf1d', 'check_color_params', 'check_grey_weights', 'check_greenness',
          'check_separable_cost', 'check_avg_pool_as_conv', 'check_upsample_sizes', 'check_overlap_counts',
-         'check_conv_transpose', 'check_state_dict_keys', 'check_conv1d_layer']
+         'check_conv_transpose', 'check_state_dict_keys', 'check_conv1d_layer', 'check_fork_rf', 'check_bottleneck',
+         'check_aligned_shortcut']

@@ -4,23 +4,27 @@
 
 # %% ../nbs/15_resnet.ipynb #92d7a7a0
 from __future__ import annotations
-import functools
+import json, os, time
+from datetime import datetime, timezone
+from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn, optim
 
-from .checks import as_int, as_float, first_line
+from .checks import as_int, as_float
 from .cnn import Dataset, get_dls, collate_device, fit, def_device, conv_bn
 from .data import load_mnist
 from .im2col import conv2d
 from .pooling import shift
 from .receptive_field import receptive_field, AlignmentError
 from .layers import Conv2d, to_ours
+from .timing import num_threads
 
 # %% auto #0
-__all__ = ['conv_layer', 'ResBlock', 'digit_net', 'first_layer_grad', 'train_digits', 'resnet_v1', 'blur_kernel', 'BlurPool',
-           'rel_change', 'shift_table', 'fork_block', 'check_fork_rf', 'check_bottleneck', 'check_aligned_shortcut']
+__all__ = ['conv_layer', 'ResBlock', 'digit_net', 'first_layer_grad', 'train_digits', 'record_runs', 'resnet_v1', 'blur_kernel',
+           'BlurPool', 'rel_change', 'shift_table', 'fork_block', 'check_fork_rf', 'check_bottleneck',
+           'check_aligned_shortcut']
 
 # %% ../nbs/15_resnet.ipynb #e9c50fa7
 def conv_layer(ni:int,        # Input channels
@@ -93,6 +97,23 @@ def train_digits(res:bool=True,   # Residual blocks, or plain ones
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(dls[0]))
     return model.eval(), fit(epochs, model, F.cross_entropy, opt, *dls, sched=sched, progress=progress)
 
+# %% ../nbs/15_resnet.ipynb #b7d1e0a2
+def record_runs(fname:str='resnet_runs.json', # The JSON file to write
+                epochs:int=10,     # Passes over the training digits
+                seeds=(0, 1, 2),   # One run of each network per seed
+                threads:int=1,     # Threads PyTorch may use
+               ) -> dict:
+    "Train `train_digits(res, epochs, seed=s)` on our layers for the residual and the plain network and each seed; write the last epochs, time and load to `fname`"
+    epochs, threads = as_int(epochs, 'epochs', 1), as_int(threads, 'threads', 1)
+    data, load, t0 = load_mnist(verbose=False), os.getloadavg(), time.perf_counter()
+    with num_threads(threads):
+        runs = {k: [dict(seed=s, **train_digits(res, epochs=epochs, seed=s, data=data)[1][-1]) for s in seeds] for k, res in [('residual', True), ('plain', False)]}
+    out = dict(call=f"record_runs(epochs={epochs}, seeds={tuple(seeds)}, threads={threads})", epochs=epochs, seeds=list(seeds), seconds=time.perf_counter() - t0, threads=threads,
+               cpus=os.cpu_count(), load_before=load[0], load_after=os.getloadavg()[0], torch=torch.__version__,
+               finished=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'), runs=runs)
+    Path(fname).write_text(json.dumps(out, indent=1) + '\n')
+    return out
+
 # %% ../nbs/15_resnet.ipynb #0857efcf
 def resnet_v1(model:nn.Module, # A torchvision ResNet with bottleneck blocks (ResNet-50, -101, -152)
              ) -> nn.Module:
@@ -146,16 +167,9 @@ def shift_table(heads:dict,        # Name -> function from a batch of images to 
     return pd.DataFrame({f'shift {d} px': {k: fmt(v[:, j]) for k, v in res.items()} for j, d in enumerate(shifts)})
 
 # %% ../nbs/15_resnet.ipynb #dcae16d4
-def _checker(f):
-    "Make `f` a checker: what it returns is printed after ✓, the first line of any error it raises after ✗; returns whether the answer is right"
-    @functools.wraps(f)
-    def _f(*args, **kwargs):
-        try:
-            with torch.random.fork_rng(devices=[]): msg = f(*args, **kwargs)  # building models must not move the learner's seed
-        except Exception as e: print(f"✗ {first_line(e)}"); return False
-        print(f"✓ {msg}"); return True
-    return _f
+from .harness import checker, Wrong, Forbid, read_ints, plain_tensor, describe, safe_call, seeded, too
 
+# %% ../nbs/15_resnet.ipynb #a3c9e5f1
 class _Fork(nn.Module):
     "Two branches added: a 3x3 stride-2 convolution then a 3x3 with dilation 2, beside a 5x5 stride-2 convolution"
     def __init__(self):
@@ -165,38 +179,74 @@ class _Fork(nn.Module):
     def forward(self, x): return self.a(x) + self.b(x)
 
 def fork_block() -> nn.Module:
-    "The branching block of the first exercise"
+    "The branching block of the first exercise: `a` (3x3 stride 2, then 3x3 dilation 2) plus `b` (5x5 stride 2)"
     return _Fork()
 
-@_checker
-def check_fork_rf(size, # Your receptive-field size, in pixels, of a unit of `fork_block()`'s output
-                  jump, # Your jump: the distance in pixels between neighbouring units' fields
+# %% ../nbs/15_resnet.ipynb #b4d0f6a2
+@checker
+def check_fork_rf(answer, # Your `(size, jump)`: the field size of a unit of `fork_block()`'s output, and the pixels between neighbouring units' fields
                  ) -> bool:
-    "Residual networks: the field of the branching block's output"
-    want = receptive_field(fork_block(), 32).iloc[-1]
-    hints = {(7, 2): "the second convolution of the first branch spans 5 positions (dilation 2) of the grid the first one made, 2 pixels apart",
-             (16, 2): "the branches are added, not chained: the sum sees the union of their fields, not the sum of their sizes",
-             (5, 2): "that is the 5x5 branch alone: the sum sees the larger of the two branches' fields"}
-    if (size, jump) == (want['size'], want['jump']): return f"right: {size} pixels, {jump} apart; both branches centre unit i on pixel 2i, so they are aligned"
-    if jump != want['jump']: raise ValueError(f"the jump is wrong: both branches have one stride-2 layer")
-    raise ValueError(hints.get((size, jump), "the size is wrong: track size and jump along each branch, then take the larger"))
+    "Residual networks: the receptive-field size and jump of the output of `fork_block()`, whose two branches are added"
+    size, jump = read_ints(answer, 'your (size, jump)', n=2)
+    rf = receptive_field(fork_block(), 32).set_index('name')
+    want = int(rf['size'].iloc[-1]), int(rf['jump'].iloc[-1])
+    if (size, jump) == want: return f"right: {size} pixels, {jump} apart; both branches centre unit i on pixel {jump}i, so they are aligned"
+    if jump != want[1]: raise Wrong(f"the jump is {too(jump, want[1])}: multiply the strides along either branch")
+    a0, b = int(rf.loc['a.0', 'size']), int(rf.loc['b', 'size'])
+    hints = {a0 + 2*want[1]: "the second convolution of the first branch is dilated: its 3 taps span 5 positions of the grid the first one made",
+             want[0] + b: "the branches are added, not chained: the sum sees the union of their fields, not the sum of their sizes",
+             b: "that is the 5x5 branch alone: the sum sees the union of both branches' fields"}
+    raise Wrong(hints.get(size, f"the size is {too(size, want[0])}: track size and jump along each branch, then take the union"))
 
-def _same(a, b): return a.shape == b.shape and (a - b).abs().max().item() < 1e-5
+# %% ../nbs/15_resnet.ipynb #c5e1a7b3
+def _no_tv_bottleneck() -> Forbid:
+    "torchvision's bottleneck block, which would do the whole job"
+    from torchvision.models.resnet import Bottleneck
+    return Forbid(Bottleneck.__init__, Bottleneck.forward, name="torchvision's Bottleneck")
 
-@_checker
-def check_bottleneck(cls, # Your class: `cls(ni, nf, stride=1)` builds a bottleneck block
+def _made(cls, *args, forbid=()) -> nn.Module:
+    "The learner's `cls(*args)`, made safely, in eval mode"
+    where = f"cls({', '.join(map(str, args))})"
+    m = safe_call(cls, *args, where=where, forbid=forbid, who='making your block')
+    if not isinstance(m, nn.Module): raise Wrong(f"{where} should make an nn.Module, got {describe(m)}")
+    return m.eval()
+
+def _out(m, x, what:str, forbid=()) -> torch.Tensor:
+    "What the learner's module `m` returns for `x`, as a plain tensor"
+    y = safe_call(m, x.clone(), where=f"x of shape {tuple(x.shape)}", forbid=forbid, who=what)
+    if not isinstance(y, torch.Tensor): raise Wrong(f"{what} should return a tensor, got {describe(y)}")
+    return plain_tensor(y, f"what {what} returns").detach()
+
+def _where_stride(rf) -> str:
+    "Which convolution of a bottleneck block strides, from its receptive-field table"
+    ks = set(rf.loc[(rf['layer'] == 'Conv2d') & (rf['stride'] > 1), 'ks'])
+    if 3 in ks: return "the 3x3, as in torchvision's ResNet (v1.5)"
+    if rf['size'].iloc[-1] > 3: return "the first 1x1, as in the original ResNet (v1)"
+    return "the last 1x1: the 3x3 then computes every position of the full grid, and the stride throws three quarters of them away"
+
+@checker
+def check_bottleneck(cls, # Your class: `cls(ni, nf, stride=1)` makes a bottleneck block
                     ) -> bool:
-    "Residual networks: a bottleneck block on our `Conv2d`, that starts as the identity and halves the grid with `stride=2`"
-    b, b2 = cls(16, 16), cls(16, 32, 2)
-    x = torch.relu(torch.randn(2, 16, 8, 8))
-    if b2.eval()(x).shape != (2, 32, 4, 4): raise ValueError(f"cls(16, 32, 2) should map [2, 16, 8, 8] to [2, 32, 4, 4], got {list(b2(x).shape)}")
+    "Residual networks: a bottleneck block on our `Conv2d` (1x1 to a quarter of the channels, 3x3, 1x1 back) that starts as the identity and halves the grid with `stride=2`"
+    if not callable(cls): raise Wrong(f"your answer should be a class, got {describe(cls)}")
+    no_tv = [_no_tv_bottleneck()]
+    b, b2 = _made(cls, 16, 16, forbid=no_tv), _made(cls, 16, 32, 2, forbid=no_tv)
     convs = [m for m in b.modules() if isinstance(m, nn.Conv2d)]
-    if len(convs) < 3 or not all(isinstance(m, Conv2d) for m in convs): raise ValueError("build it with conv_layer, on our Conv2d: three convolutions, 1x1, 3x3, 1x1")
-    if not _same(b.eval()(x), x): raise ValueError("cls(16, 16) should start as the identity on non-negative inputs: start its last batchnorm's scale at 0")
-    f2 = receptive_field(b2, 16).iloc[-1]
-    where = 'the 3x3 (as torchvision, v1.5)' if f2['size'] == 3 else 'the first 1x1 (as the original ResNet, v1)'
-    return f"right: the stride is on {where}, so the block's field is {f2['size']} pixels, {f2['jump']} apart"
+    if not all(isinstance(m, Conv2d) for m in convs): raise Wrong("build it with conv_layer: its convolutions should be our Conv2d, not PyTorch's nn.Conv2d")
+    if sorted(m.kernel_size for m in convs) != [(1, 1), (1, 1), (3, 3)]:
+        raise Wrong(f"cls(16, 16) should have three convolutions, 1x1, 3x3 and 1x1; yours has {len(convs)}: {', '.join('x'.join(map(str, m.kernel_size)) for m in convs) or 'none'}")
+    mid = next(m for m in convs if m.kernel_size == (3, 3))
+    if (mid.in_channels, mid.out_channels) != (4, 4): raise Wrong(f"in cls(16, 16) the 3x3 maps {mid.in_channels} channels to {mid.out_channels}: it should work on a quarter of the block's channels")
+    x = torch.relu(torch.randn(2, 16, 8, 8, generator=seeded()))
+    y = _out(b, x, 'your cls(16, 16)', no_tv)
+    if y.shape != x.shape or not torch.allclose(y.double(), x.double(), atol=1e-5):
+        raise Wrong("cls(16, 16) should start as the identity on non-negative inputs: " + (f"it maps {list(x.shape)} to {list(y.shape)}" if y.shape != x.shape else "start its last batchnorm's scale at 0"))
+    y2 = _out(b2, x, 'your cls(16, 32, 2)', no_tv)
+    if y2.shape != (2, 32, 4, 4): raise Wrong(f"cls(16, 32, 2) should map [2, 16, 8, 8] to [2, 32, 4, 4], got {list(y2.shape)}")
+    rf = safe_call(receptive_field, b2, 16, forbid=no_tv, who='tracing your cls(16, 32, 2)')
+    return f"right: the stride is on {_where_stride(rf)}; the block's field is {rf['size'].iloc[-1]} pixels, {rf['jump'].iloc[-1]} apart"
 
+# %% ../nbs/15_resnet.ipynb #d6f2b8c4
 class _DownWith(nn.Module):
     "A stride-2 3x3 branch beside the learner's shortcut"
     def __init__(self, short):
@@ -204,14 +254,16 @@ class _DownWith(nn.Module):
         self.conv, self.short = nn.Conv2d(8, 16, 3, 2, 1), short
     def forward(self, x): return self.conv(x) + self.short(x)
 
-@_checker
+@checker
 def check_aligned_shortcut(make, # Your function: `make(ni, nf)` returns a downsampling shortcut that averages
                           ) -> bool:
-    "Residual networks: a shortcut that averages, halves the grid, and is centred like a 3x3 stride-2 convolution"
-    s = make(8, 16)
-    if not any(isinstance(m, nn.AvgPool2d) for m in s.modules()): raise ValueError("the shortcut should average, with an nn.AvgPool2d")
-    y = s(torch.rand(2, 8, 16, 16))
-    if y.shape != (2, 16, 8, 8): raise ValueError(f"make(8, 16) should map [2, 8, 16, 16] to [2, 16, 8, 8], got {list(y.shape)}")
+    "Residual networks: a shortcut that averages, halves the grid, and is centred like a 3x3 stride-2 convolution with padding 1"
+    s = safe_call(make, 8, 16, where='ni=8, nf=16')
+    if not isinstance(s, nn.Module): raise Wrong(f"make(8, 16) should return an nn.Module, got {describe(s)}")
+    y = _out(s.eval(), torch.rand(2, 8, 16, 16, generator=seeded()), 'your shortcut')
+    if y.shape != (2, 16, 8, 8): raise Wrong(f"make(8, 16) should map [2, 8, 16, 16] to [2, 16, 8, 8], got {list(y.shape)}")
+    own = safe_call(receptive_field, s, 16, who='tracing your shortcut')
+    if not own['layer'].str.lower().str.contains('avg').any(): raise Wrong("the shortcut should average, with an nn.AvgPool2d or F.avg_pool2d")
     try: rf = receptive_field(_DownWith(s), 16).iloc[-1]
-    except AlignmentError: raise ValueError("the shortcut is not centred like the 3x3 branch: an even window is centred between two pixels") from None
+    except AlignmentError: raise Wrong("the shortcut is not centred like the 3x3 branch: an even window is centred between two pixels") from None
     return f"right: both branches centre unit i on pixel 2i; the block sees {rf['size']} pixels"

@@ -21,11 +21,14 @@ from miniconv import harness
 from miniconv.cnn import _smoothed_entropy
 from miniconv.im2col import conv2d, im2col
 from miniconv.kernels import top_edge, left_edge, corr2d
+from miniconv.layers import to_ours, to_torch
+from miniconv.resnet import conv_layer
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/'nbs'
 MODULE = lambda chapter: re.sub(r'^\d+_', '', chapter)   # '05_kernels' -> 'kernels'
-CHAPTERS = ['05_kernels', '06_strides_padding', '07_im2col', '08_cnn', '09_receptive_field', '11_color', '12_pooling', '13_transposed', '14_layers']
+CHAPTERS = ['05_kernels', '06_strides_padding', '07_im2col', '08_cnn', '09_receptive_field', '11_color', '12_pooling', '13_transposed', '14_layers',
+            '15_resnet']
 
 def run(checker, answer):
     "(returned value, printed text) of `checker(answer)`; an exception fails the test"
@@ -130,6 +133,30 @@ class UnfoldConv1d(nn.Conv1d):
 class FrozenWeight(Conv1d):
     def _conv_forward(self, x, weight, bias): return super()._conv_forward(x, weight.detach(), bias)
 
+class Bottleneck(nn.Module):
+    "The solution: 1x1 to nf//4 channels, 3x3 with the stride, 1x1 back, on our Conv2d, starting as the identity"
+    quarter, zero, ours = 4, True, True   # the parts a wrong answer changes
+    def __init__(self, ni, nf, stride=1):
+        super().__init__()
+        mid = nf//self.quarter
+        self.convs = nn.Sequential(conv_layer(ni, mid, 1), conv_layer(mid, mid, stride=stride), conv_layer(mid, nf, 1, act=False))
+        if self.zero: nn.init.zeros_(self.convs[2][1].weight)
+        if not self.ours: self.convs = to_torch(self.convs)
+        self.idconv = nn.Identity() if ni == nf and stride == 1 else conv_layer(ni, nf, 1, stride, act=False)
+    def forward(self, x): return F.relu(self.convs(x) + self.idconv(x))
+
+class NotZeroed(Bottleneck): zero = False
+class FullWidth(Bottleneck): quarter = 1
+class TorchConvs(Bottleneck): ours = False
+
+def two_convs(ni, nf, stride=1):
+    from miniconv.resnet import ResBlock
+    return ResBlock(ni, nf, stride)
+
+def aligned_shortcut(ni, nf, ks=3, pad=1, avg=True):
+    "The solution: a 3x3 average at stride 2 with padding 1, centred like the 3x3 branch, then a 1x1 convolution"
+    return nn.Sequential(nn.AvgPool2d(ks, 2, pad) if avg else nn.Identity(), conv_layer(ni, nf, 1, 1 if avg else 2, act=False))
+
 KEYS = ['0.weight', '0.bias', '3.0.weight', '3.1.weight', '3.1.bias', '3.1.running_mean', '3.1.running_var', '3.1.num_batches_tracked',
         '6.weight', '6.bias']
 
@@ -164,6 +191,9 @@ RIGHT = {
     'check_conv_transpose': conv_transpose_by_conv,
     'check_state_dict_keys': KEYS,
     'check_conv1d_layer': Conv1d,
+    'check_fork_rf': (11, 2),
+    'check_bottleneck': Bottleneck,
+    'check_aligned_shortcut': aligned_shortcut,
 }
 
 # (checker, wrong answer, a fragment the verdict must contain): plausible mistakes, at least two per checker
@@ -244,6 +274,13 @@ WRONG = [
     ('check_conv1d_layer', NoBias, 'differs at index'), ('check_conv1d_layer', KernelDown, 'your layer raised ValueError'),
     ('check_conv1d_layer', UnfoldConv1d, "miniconv's conv2d did not compute it"), ('check_conv1d_layer', FrozenWeight, 'does not depend on weight'),
     ('check_conv1d_layer', nn.Linear, "loading the state_dict of nn.Conv1d(3, 4, 3) into your layer raised"), ('check_conv1d_layer', lambda *a, **k: 3, 'should make a layer'),
+    ('check_fork_rf', (7, 2), 'dilated'), ('check_fork_rf', (16, 2), 'not chained'), ('check_fork_rf', (5, 2), 'the 5x5 branch alone'),
+    ('check_fork_rf', (11, 4), 'the jump is too high'), ('check_fork_rf', (12, 2), 'the size is too high'), ('check_fork_rf', (9, 2), 'the size is too low'),
+    ('check_bottleneck', NotZeroed, "start its last batchnorm's scale at 0"), ('check_bottleneck', FullWidth, 'a quarter of the'),
+    ('check_bottleneck', TorchConvs, "not PyTorch's nn.Conv2d"), ('check_bottleneck', two_convs, 'three convolutions, 1x1, 3x3 and 1x1; yours has 2'),
+    ('check_aligned_shortcut', lambda ni, nf: aligned_shortcut(ni, nf, 2, 0), 'centred between two pixels'),   # ResNet-D's 2x2 average
+    ('check_aligned_shortcut', lambda ni, nf: aligned_shortcut(ni, nf, avg=False), 'should average'),
+    ('check_aligned_shortcut', lambda ni, nf: aligned_shortcut(ni, nf, 3, 0), 'should map [2, 8, 16, 16] to [2, 16, 8, 8], got [2, 16, 7, 7]'),
 ]
 
 def checkers(): return sorted(n for n in ex.__all__ if n.startswith('check_'))
@@ -389,6 +426,14 @@ def _transpose_by_grad(x, w, stride=1, padding=0, output_padding=0):
 def _transpose_by_op(x, w, stride=1, padding=0, output_padding=0):
     return torch.ops.aten.convolution(x, w, None, [stride]*2, [padding]*2, [1, 1], True, [output_padding]*2, 1)
 
+def _tv_bottleneck(ni, nf, stride=1):
+    "torchvision's bottleneck block, on our layers, starting as the identity"
+    from torchvision.models.resnet import Bottleneck
+    down = None if ni == nf and stride == 1 else nn.Sequential(nn.Conv2d(ni, nf, 1, stride, bias=False), nn.BatchNorm2d(nf))
+    b = Bottleneck(ni, nf//4, stride, down)
+    nn.init.zeros_(b.bn3.weight)
+    return to_ours(b)
+
 # (checker, the shortcut, what the verdict must name): the eight lambdas first, then other ways to the same end
 SHORTCUTS = [
     ('check_corr1d', lambda x,k: F.conv1d(x[None,None],k[None,None])[0,0], 'F.conv1d'),
@@ -420,6 +465,7 @@ SHORTCUTS = [
     ('check_conv_transpose', _transpose_by_grad, 'torch.nn.grad.conv2d_input'),
     ('check_conv_transpose', _transpose_by_op, 'a transposed convolution'),
     ('check_rf1d', _rf1d_by_2d, "miniconv's receptive_field"),
+    ('check_bottleneck', _tv_bottleneck, "torchvision's Bottleneck"),
 ]
 
 SHORTCUT_IDS = [f"{i:02d}-{c[0]}" for i, c in enumerate(SHORTCUTS)]
@@ -497,6 +543,10 @@ class AgreeableConv1d(Conv1d):
     "Every output 0, in a tensor that says it is close to anything"
     def forward(self, x): return (0*super().forward(x)).as_subclass(Agreeable)
 
+class AgreeableBottleneck(Bottleneck):
+    "Every output 0, in a tensor that says it is close to anything"
+    def forward(self, x): return (0*super().forward(x)).as_subclass(Agreeable)
+
 class AgreeableStr(str):
     def __eq__(self, other): return True
     def __ne__(self, other): return False
@@ -514,6 +564,8 @@ PLAIN = [
     ('check_state_dict_keys', [AgreeableStr('0.weight')]),
     ('check_conv_matrix_zeros', AgreeableInt(3)),
     ('check_stem_size', (AgreeableInt(1), AgreeableInt(1))),
+    ('check_fork_rf', (AgreeableInt(1), AgreeableInt(1))),
+    ('check_bottleneck', AgreeableBottleneck),
 ]
 
 @pytest.mark.parametrize('case', PLAIN, ids=[f"{i}-{c[0]}" for i, c in enumerate(PLAIN)])
