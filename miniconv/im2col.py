@@ -9,11 +9,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
-from .checks import as_int, as_pair, check_conv, check_tensor, shape_str
+from .checks import as_int, as_pair, as_bool, check_conv, check_tensor, shape_str
 from .kernels import conv_loop, left_edge
-from .strides_padding import conv_out_size
+from .strides_padding import conv_out_size, same_pads
 from .timing import time_interleaved, num_threads, CLOCKS
 
 # %% auto #0
@@ -21,7 +20,7 @@ __all__ = ['im2col_loop', 'patches', 'im2col', 'col2im', 'conv2d', 'conv_specs',
            'check_im2col_shape', 'check_im2col1d', 'check_conv_weight_grad', 'check_grouped_conv']
 
 # %% ../nbs/07_im2col.ipynb #02d3cd2e
-def _geometry(x, ks, stride, padding, dilation, ceil_mode=False):
+def _win_geometry(x, ks, stride, padding, dilation, ceil_mode=False):
     "Checked `(ks, stride, padding, dilation)` pairs and the output size `(oh, ow)`, before any work"
     check_tensor(x, 'x', 4, '[N, C, H, W]', nonempty=False)
     ks, st = as_pair(ks, 'ks', 1), as_pair(stride, 'stride', 1)
@@ -40,7 +39,7 @@ def im2col_loop(x,          # Batch of images, `[N, C, H, W]`
                 dilation=1, # Spacing between kernel taps: an int or a pair
                ):
     "`F.unfold` with a Python loop over output positions: `[N, C*kh*kw, oh*ow]`"
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = _geometry(x, ks, stride, padding, dilation)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = _win_geometry(x, ks, stride, padding, dilation)
     xp = F.pad(x, (pw, pw, ph, ph))
     rows, cols = dh*torch.arange(kh), dw*torch.arange(kw)
     return torch.stack([xp[:, :, i*sh + rows][..., j*sw + cols].flatten(1) for i in range(oh) for j in range(ow)], -1)
@@ -49,6 +48,22 @@ def im2col_loop(x,          # Batch of images, `[N, C, H, W]`
 def _overhang(size, ks, stride, padding, dilation, osize):
     "Rows and columns that the last windows reach beyond the padded input: more than 0 only with `ceil_mode`"
     return tuple(max(0, s*(o-1) + d*(k-1) + 1 - n - 2*p) for n, k, s, p, d, o in zip(size, ks, stride, padding, dilation, osize))
+
+def _pad(x, geo, value=0., cl=False):
+    "`x` with what the windows of `geo` reach beyond it, `padding` on each side and any `ceil_mode` overhang at the end, filled with `value`; in channels-last memory if `cl`"
+    (ph, pw), (eh, ew), (N, C, H, W) = geo[2], _overhang(x.shape[-2:], *geo), x.shape
+    if not (ph or pw or eh or ew): return _in_format(x, True) if cl else x
+    if not cl: return F.pad(x, (pw, pw+ew, ph, ph+eh), value=value)
+    xp = x.new_full((N, H+2*ph+eh, W+2*pw+ew, C), value).permute(0, 3, 1, 2)
+    xp[:, :, ph:ph+H, pw:pw+W] = x                                   # one copy pads and turns the layout channels-last
+    return xp
+
+def _window_view(xp, geo):
+    "The `[N, C, kh, kw, oh, ow]` view of every window of the padded `xp`: each of its strides is one of `xp`'s times a step"
+    (kh, kw), (sh, sw), _, (dh, dw), (oh, ow) = geo
+    sN, sC, sH, sW = xp.stride()
+    step = (sh*sH if oh > 1 else 0, sw*sW if ow > 1 else 0)   # a lone window never steps (and a huge stride would overflow)
+    return xp.as_strided((xp.shape[0], xp.shape[1], kh, kw, oh, ow), (sN, sC, dh*sH, dw*sW, *step))   # from where xp starts in its storage
 
 def patches(x,          # Batch of images, `[N, C, H, W]`
             ks,         # Kernel size: an int or a pair
@@ -59,17 +74,8 @@ def patches(x,          # Batch of images, `[N, C, H, W]`
             value:float=0., # What the padding (and any overhang) is filled with
            ):
     "Every window of the padded `x` as an `[N, C, kh, kw, oh, ow]` view, sharing `x`'s memory"
-    ks, st, (ph, pw), dl, osize = geo = _geometry(x, ks, stride, padding, dilation, ceil_mode)
-    eh, ew = _overhang(x.shape[-2:], *geo)
-    xp = F.pad(x, (pw, pw+ew, ph, ph+eh), value=value) if ph or pw or eh or ew else x
-    return _windows(xp, ks, st, dl, osize)
-
-def _windows(xp, ks, stride, dilation, osize):
-    "`patches` of an already padded `xp`, with no checks: for callers that checked their arguments once"
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = ks, stride, dilation, osize
-    sN, sC, sH, sW = xp.stride()
-    return xp.as_strided((xp.shape[0], xp.shape[1], kh, kw, oh, ow),
-                         (sN, sC, dh*sH, dw*sW, sh*sH, sw*sW), xp.storage_offset())
+    geo = _win_geometry(x, ks, stride, padding, dilation, as_bool(ceil_mode, 'ceil_mode'))
+    return _window_view(_pad(x, geo, value), geo)
 
 # %% ../nbs/07_im2col.ipynb #c30eb3d0
 def im2col(x,          # Batch of images, `[N, C, H, W]`
@@ -84,16 +90,22 @@ def im2col(x,          # Batch of images, `[N, C, H, W]`
     return p.reshape(N, C*kh*kw, oh*ow)
 
 # %% ../nbs/07_im2col.ipynb #49a56d4c
-def _tap(t, i, j, stride, dilation, osize):
-    "The `[..., oh, ow]` slice of the padded image `t` that kernel offset `(i, j)` meets in every window"
-    (sh, sw), (dh, dw), (oh, ow) = stride, dilation, osize
-    return t[..., i*dh:i*dh+sh*(oh-1)+1:sh, j*dw:j*dw+sw*(ow-1)+1:sw]
+def _tap(i, j, stride, padding, dilation, size, osize):
+    "Where kernel offset `(i, j)` lands in an image of `size`: the pixels it meets, and the windows `[oh, ow]` whose copy lands on them; two pairs of slices"
+    dst, src = [], []
+    for k, s, p, d, n, o in zip((i, j), stride, padding, dilation, size, osize):
+        m0, m1 = max(0, -((k*d - p)//s)), min(o, (n - 1 + p - k*d)//s + 1)   # the windows whose tap k is inside the image
+        dst.append(slice(m0*s + k*d - p, (m1 - 1)*s + k*d - p + 1, s) if m1 > m0 else slice(0, 0))
+        src.append(slice(m0, max(m0, m1)))
+    return tuple(dst), tuple(src)
 
-def _fold_(buf, p, stride, dilation):
-    "Add the patch gradient `p` `[..., kh, kw, oh, ow]` into the padded image `buf` `[..., Hp, Wp]`, in place"
+def _fold_(buf, p, stride, padding, dilation):
+    "Add the patch gradient `p` `[..., kh, kw, oh, ow]` into the image `buf` `[..., H, W]`, in place; what lands on the padding is dropped"
     *_, kh, kw, oh, ow = p.shape
     for i in range(kh):
-        for j in range(kw): _tap(buf, i, j, stride, dilation, (oh, ow)).add_(p[..., i, j, :, :])
+        for j in range(kw):
+            (r, c), (a, b) = _tap(i, j, stride, padding, dilation, buf.shape[-2:], (oh, ow))
+            buf[..., r, c].add_(p[..., i, j, a, b])
     return buf
 
 def col2im(cols,       # Columns, `[N, C*kh*kw, oh*ow]`
@@ -105,132 +117,230 @@ def col2im(cols,       # Columns, `[N, C*kh*kw, oh*ow]`
            ceil_mode:bool=False, # Windows were counted as `patches(..., ceil_mode=True)` counts them
           ):
     "The adjoint of `im2col`, like `F.fold`: sum every column back into its window of an `[N, C, H, W]` image"
-    (H, W), (kh, kw) = as_pair(size, 'size', 1), as_pair(ks, 'ks', 1)
+    (H, W), (kh, kw), ceil_mode = as_pair(size, 'size', 1), as_pair(ks, 'ks', 1), as_bool(ceil_mode, 'ceil_mode')
     st, (ph, pw), dl = as_pair(stride, 'stride', 1), as_pair(padding, 'padding', 0), as_pair(dilation, 'dilation', 1)
     oh, ow = conv_out_size(H, kh, st[0], ph, dl[0], ceil_mode), conv_out_size(W, kw, st[1], pw, dl[1], ceil_mode)
-    if not isinstance(cols, torch.Tensor) or cols.ndim != 3 or cols.shape[1] % (kh*kw) or cols.shape[2] != oh*ow or min(oh, ow) < 1:
+    if not isinstance(cols, torch.Tensor) or cols.ndim != 3 or cols.shape[1] % (kh*kw) or cols.shape[2] != oh*ow:
         raise ValueError(f"cols must be [N, C*{kh*kw}, {oh*ow}] for size {(H, W)}, ks {(kh, kw)}, stride {st}, "
                          f"padding {(ph, pw)}, dilation {dl}; got {shape_str(cols)}")
     N, C = cols.shape[0], cols.shape[1]//(kh*kw)
-    eh, ew = _overhang((H, W), (kh, kw), st, (ph, pw), dl, (oh, ow))
-    buf = cols.new_zeros(N, C, H+2*ph+eh, W+2*pw+ew)
-    return _fold_(buf, cols.view(N, C, kh, kw, oh, ow), st, dl)[:, :, ph:ph+H, pw:pw+W]
+    return _fold_(cols.new_zeros(N, C, H, W), cols.view(N, C, kh, kw, oh, ow), st, (ph, pw), dl)
 
 # %% ../nbs/07_im2col.ipynb #63ddc146
+def _cl_strides(t):
+    "Are `t`'s strides those of channels-last memory? ATen's `suggest_memory_format` rule, which `F.conv2d` follows"
+    s, lo = t.stride(), 0
+    if s[1] == 0: return False
+    for d in (1, 3, 2, 0):
+        if t.shape[d] == 0 or s[d] < lo or (d == 0 and lo == s[1]): return False
+        lo = s[d]*t.shape[d]
+    return True
+
+def _in_format(t, cl):
+    "`t` `[N, C, H, W]` in channels-last memory (`cl`) or the usual contiguous layout; no copy if it already is"
+    return t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) if cl else t.contiguous()
+
 def _taps_inner(C, kw, ow):
     "Store the columns with a row per pixel (True) when a window row's `kw*C` taps outnumber an output row's `ow` pixels"
     return C*kw >= ow
 
-_CHUNK = 4*2**20  # bytes of `g @ W.T` that the backward pass computes and folds back at a time
+def _per_image(w, osize, cl):
+    "A matrix per image, `[taps, oh*ow]` as `F.unfold` lays it out, for an input in the usual layout with few taps and many windows: its product is the output in the usual layout"
+    return not cl and w.shape[1]*w.shape[2]*w.shape[3] <= 64 and osize[0]*osize[1] >= 32
 
-def _mm(a, b, bias=None):
-    "`bias + a @ b` for stacks of matrices `[G, m, k] @ [G, k, n]`: one `bmm`, or a plain `addmm` when `G` is 1 (a little faster)"
+def _weights(w, G, ti):
+    "The kernels as a stack `[G, taps, O/G]`, the taps in the columns' order: `(kh, kw, Cg)` if `ti`, else `(Cg, kh, kw)`"
+    O, Cg, kh, kw = w.shape
+    if ti: return w.reshape(G, O//G, Cg, kh, kw).permute(0, 3, 4, 2, 1).reshape(G, kh*kw*Cg, O//G)
+    return w.reshape(G, O//G, Cg*kh*kw).mT
+
+def _columns(x, geo, G, ti, pi=False):
+    "The im2col matrix `[G, N*oh*ow, taps]`: rows copied from channels-last memory if `ti`, else the transpose of a `[G, taps, N*oh*ow]` copy of `x`; per image (`pi`), `[N, G, taps, oh*ow]`"
+    (kh, kw), *_, (oh, ow) = geo
+    p = _window_view(_pad(x, geo, cl=ti), geo).unflatten(1, (G, -1)) # [N, G, Cg, kh, kw, oh, ow]: a view
+    N, Cg = p.shape[0], p.shape[2]
+    if pi: return p.reshape(N, G, Cg*kh*kw, oh*ow)
+    if ti: return p.permute(1, 0, 5, 6, 3, 4, 2).reshape(G, N*oh*ow, kh*kw*Cg)
+    return p.permute(1, 2, 3, 4, 0, 5, 6).reshape(G, Cg*kh*kw, N*oh*ow).mT
+
+def _mm(a, b, bias=None, t=False):
+    "`bias + a @ b` for stacks of matrices `[G, m, k] @ [G, k, n]`, stored transposed if `t`; a plain `addmm` when `G` is 1 (a little faster)"
+    if t: return _mm(b.mT, a.mT, None if bias is None else bias.mT).mT  # the same numbers, written by column
     if a.shape[0] > 1: return a @ b if bias is None else torch.baddbmm(bias, a, b)
     return (a[0] @ b[0] if bias is None else torch.addmm(bias[0], a[0], b[0]))[None]
 
+def _image_product(cols, w, b, shape):
+    "`W @ cols` for every image and group, plus the bias: the output `[N, O, oh, ow]`, written in the usual layout"
+    G, O = cols.shape[1], shape[1]
+    w3 = w.reshape(G, O//G, -1)
+    if G == 1 and b is not None: return torch.baddbmm(b.view(1, O, 1), w3.expand(shape[0], -1, -1), cols[:, 0]).view(shape)
+    out = (w3 @ cols).view(shape)
+    return out if b is None else out + b.view(1, O, 1, 1)
+
+def _product(cols, w, b, G, ti, cl, shape, pi=False):
+    "The output `[N, O, oh, ow]`, `cols @ W` plus the bias, written by pixel (channels-last) if `cl`, else by channel and copied to the usual layout; per image if `pi`"
+    if pi: return _image_product(cols, w, b, shape)
+    N, O, oh, ow = shape
+    w2, bias = _weights(w, G, ti), None if b is None else b.view(G, 1, O//G)
+    out = _mm(cols, w2, bias, t=not cl)
+    if cl: return out.transpose(0, 1).reshape(N, oh, ow, O).permute(0, 3, 1, 2)
+    return out.mT.reshape(O, N, oh, ow).transpose(0, 1).contiguous()
+
+# %% ../nbs/07_im2col.ipynb #b7c1e2a1
+_CHUNK = 4*2**20  # bytes of `g @ W.T` that the backward pass computes and folds back at a time
+
+def _out_grad(go, G):
+    "The output gradient as the product's result `[G, N*oh*ow, O/G]`: a view of channels-last memory, else the transpose of a copy by channel"
+    N, O, oh, ow = go.shape
+    if _cl_strides(go): return go.permute(0, 2, 3, 1).reshape(N*oh*ow, G, O//G).transpose(0, 1)
+    return go.transpose(0, 1).reshape(G, O//G, N*oh*ow).mT
+
+def _weight_grad(g, cols, wshape, ti):
+    "`g.T @ cols`, summed over the batch: the weight gradient in the kernels' shape `[O, Cg, kh, kw]`"
+    O, Cg, kh, kw = wshape
+    gw = _mm(g.mT, cols)                                                      # [G, O/G, taps]
+    return gw.view(O, kh, kw, Cg).permute(0, 3, 1, 2) if ti else gw.view(O, Cg, kh, kw)
+
+def _image_weight_grad(go, cols, wshape):
+    "`go @ cols.T` for every image, summed over the batch: the weight gradient `[O, Cg, kh, kw]` from the columns per image `[N, G, taps, oh*ow]`"
+    N, G = cols.shape[:2]
+    return (go.reshape(N, G, wshape[0]//G, -1) @ cols.mT).sum(0).view(wshape)
+
+def _zeros(like, shape, cl):
+    "Zeros of `shape` `[N, ..., H, W]`, in channels-last memory if `cl`"
+    return like.new_zeros(shape[0], *shape[-2:], *shape[1:-2]).permute(0, *range(3, len(shape)), 1, 2) if cl else like.new_zeros(shape)
+
+def _input_grad(g, w, xshape, geo, G, ti, cl):
+    "`col2im(g @ W.T)`, computed and folded back a slice of the batch at a time, then laid out as `x` is (`cl`)"
+    (kh, kw), st, pd_, dl, (oh, ow) = geo
+    (N, C, H, W), Cg, wt = xshape, w.shape[1], _weights(w, G, ti).mT      # wt: [G, O/G, taps]
+    buf = _zeros(g, (N, G, Cg, H, W), ti)                                   # channels-last where the columns are
+    k = max(1, _CHUNK//(oh*ow*kh*kw*C*g.element_size()))                    # images per slice of the batch
+    for n0 in range(0, N, k):  # a few MB at a time, where the whole would be as big as the columns
+        gp = _mm(g[:, n0*oh*ow:(n0+k)*oh*ow], wt, t=not ti).unflatten(1, (-1, oh, ow)).permute(1, 0, 4, 2, 3)   # [n, G, taps, oh, ow]
+        gp = gp.unflatten(2, (kh, kw, Cg)).permute(0, 1, 4, 2, 3, 5, 6) if ti else gp.unflatten(2, (Cg, kh, kw))
+        _fold_(buf[n0:n0+k], gp, st, pd_, dl)                                # gp: [n, G, Cg, kh, kw, oh, ow]
+    return _in_format(buf.flatten(1, 2), cl)
+
 class _Conv2d(torch.autograd.Function):
-    "Forward: `im2col` of channels-last memory and one matrix product per group. Backward: matrix products and a `col2im`"
-    @staticmethod
-    def forward(ctx, x, w, b, ks, stride, padding, dilation, groups, osize):
-        (N, C, H, W), (O, Cg, kh, kw), G, (oh, ow), (ph, pw) = x.shape, w.shape, groups, osize, padding
-        x = x.contiguous(memory_format=torch.channels_last)
-        p = _windows(F.pad(x, (pw, pw, ph, ph)) if ph or pw else x, ks, stride, dilation, osize)  # F.pad keeps the layout; p is a view
-        p, w = p.unflatten(1, (G, Cg)), w.view(G, O//G, Cg, kh, kw)   # [N, G, Cg, kh, kw, oh, ow] and [G, O/G, Cg, kh, kw], views
-        ti = _taps_inner(Cg, kw, ow)
-        if ti:  # a row per pixel, the (kh, kw, Cg) taps along it
-            cols, w2 = p.permute(1, 0, 5, 6, 3, 4, 2).reshape(G, N*oh*ow, kh*kw*Cg), w.permute(0, 3, 4, 2, 1).reshape(G, kh*kw*Cg, O//G)
-        else:   # stored as a row per (Cg, kh, kw) tap, the pixels along it; used through its transpose
-            cols, w2 = p.permute(1, 2, 3, 4, 0, 5, 6).reshape(G, Cg*kh*kw, N*oh*ow).transpose(1, 2), w.reshape(G, O//G, -1).transpose(1, 2)
-        out = _mm(cols, w2, None if b is None else b.view(G, 1, O//G))          # [G, N*oh*ow, O/G]
-        ctx.save_for_backward(cols, w2)
-        ctx.geo = ti, x.shape, (O, Cg, kh, kw), G, stride, padding, dilation, b is not None
-        return out.transpose(0, 1).reshape(N, oh, ow, O).permute(0, 3, 1, 2)    # [N, O, oh, ow], channels-last in memory
+    "Forward: `im2col` and one matrix product per group. Backward: the product rule, in differentiable steps, so it has a gradient of its own"
+    generate_vmap_rule = True   # `torch.func.vmap` runs these same steps on batched tensors
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, go):
-        cols, w2 = ctx.saved_tensors
-        ti, (N, C, H, W), (O, Cg, kh, kw), G, stride, (ph, pw), dilation, has_b = ctx.geo
-        oh, ow = go.shape[-2:]
+    def forward(x, w, b, geo, G, cl, ti, pi):
+        cols = _columns(x, geo, G, ti, pi)
+        return _product(cols, w, b, G, ti, cl, (x.shape[0], w.shape[0], *geo[-1]), pi), cols   # the columns go out too, for the backward pass
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, w, b, geo, G, cl, ti, pi = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)                           # no gradient for the columns: don't make one of zeros
+        ctx.save_for_backward(x, w, output[1])
+        ctx.save_for_forward(x, w)
+        ctx.conf = geo, G, cl, ti, pi, b is not None
+
+    @staticmethod
+    def backward(ctx, go, _):
+        if go is None: return (None,)*8                            # no gradient reached the output
+        x, w, cols = ctx.saved_tensors
+        geo, G, cl, ti, pi, has_b = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx = gw = gb = None
-        g = go.permute(0, 2, 3, 1).reshape(N*oh*ow, G, O//G).transpose(0, 1)    # [G, N*oh*ow, O/G]: a view if go is channels-last
-        if need_w:
-            gw = _mm(g.transpose(1, 2), cols)                                     # [G, O/G, taps]
-            gw = gw.view(O, kh, kw, Cg).permute(0, 3, 1, 2) if ti else gw.view(O, Cg, kh, kw)
-        if has_b and need_b: gb = g.sum(1).reshape(O)
-        if need_x:
-            buf = go.new_zeros(N, H+2*ph, W+2*pw, G, Cg).permute(0, 3, 4, 1, 2)    # [N, G, Cg, Hp, Wp], channels-last
-            k = max(1, _CHUNK//(oh*ow*kh*kw*C*go.element_size()))                  # images per slice of the batch
-            for n0 in range(0, N, k):  # col2im(g @ W.T) a slice at a time: a few MB, where the whole would be as big as cols
-                gp = _mm(g[:, n0*oh*ow:(n0+k)*oh*ow], w2.transpose(1, 2))            # [G, n*oh*ow, taps]
-                n = gp.shape[1]//(oh*ow)
-                gp = (gp.view(G, n, oh, ow, kh, kw, Cg).permute(1, 0, 6, 4, 5, 2, 3) if ti else
-                      gp.view(G, n, oh, ow, Cg, kh, kw).permute(1, 0, 4, 5, 6, 2, 3))  # [n, G, Cg, kh, kw, oh, ow]
-                _fold_(buf[n0:n0+n], gp, stride, dilation)
-            gx = buf.flatten(1, 2)[:, :, ph:ph+H, pw:pw+W]
-        return gx, gw, gb, None, None, None, None, None, None
+        if torch.is_grad_enabled() and need_x and need_w: cols = _columns(x, geo, G, ti, pi)  # a second derivative needs cols as a function of x
+        g = _out_grad(go, G)
+        gw = (_image_weight_grad(go, cols, w.shape) if pi else _weight_grad(g, cols, w.shape, ti)) if need_w else None
+        gb = g.sum(1).reshape(-1) if has_b and need_b else None
+        gx = _input_grad(g, w, x.shape, geo, G, ti, _cl_strides(x)) if need_x else None
+        return gx, gw, gb, None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, dx, dw, db, *_):
+        "Forward-mode: a convolution is linear in `x` and in `w`, so its tangent is `conv(dx, w) + conv(x, dw) + db`"
+        x, w = ctx.saved_tensors
+        dx, dw = (torch.zeros_like(t) if d is None else d for d, t in ((dx, x), (dw, w)))
+        conv = lambda a, k, c: _Conv2d.apply(a, k, c, *ctx.conf[:5])[0]
+        return conv(dx, w, db) + conv(x, dw, None), None
 
 # %% ../nbs/07_im2col.ipynb #60c400a9
+def _taps_of(x, w, geo):
+    "The patch view `[N, C, 1, kh, kw, oh, ow]` of `x` and the kernels `[1, C, m, kh, kw, 1, 1]`, `m` per channel, for depthwise sums"
+    (kh, kw), C = geo[0], x.shape[1]
+    return _window_view(_pad(x, geo), geo)[:, :, None], w.reshape(1, C, -1, kh, kw, 1, 1)
+
+def _depthwise_input_grad(g, wv, xshape, geo, cl):
+    "Each tap's weight times the output gradient `g` `[N, C, m, oh, ow]`, added into the slice of the image `_tap` gives, as `col2im` does"
+    (kh, kw), st, (ph, pw), dl, osize = geo
+    buf = _zeros(g, xshape, cl)
+    for i in range(kh):
+        for j in range(kw):
+            (r, c), (a, b) = _tap(i, j, st, (ph, pw), dl, xshape[-2:], osize)
+            if g.shape[2] == 1: buf[..., r, c].addcmul_(g[:, :, 0, a, b], wv[:, :, 0, i, j])
+            else: buf[..., r, c].add_((g[..., a, b]*wv[:, :, :, i, j]).sum(2))
+    return buf
+
 class _Depthwise(torch.autograd.Function):
     "`groups == C`: each output channel is a weighted sum of the `kh*kw` shifted views of one input channel, with no matrix product"
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x, w, b, ks, stride, padding, dilation, osize):
-        (N, C, H, W), (kh, kw), (ph, pw) = x.shape, ks, padding
-        p = _windows(F.pad(x, (pw, pw, ph, ph)) if ph or pw else x, ks, stride, dilation, osize)[:, :, None]   # [N, C, 1, kh, kw, oh, ow]: a view
-        wv = w.view(1, C, -1, kh, kw, 1, 1)                          # [1, C, m, kh, kw, 1, 1]: m kernels per channel
+    def forward(x, w, b, geo, cl):
+        (kh, kw), (p, wv) = geo[0], _taps_of(x, w, geo)
         out = p[:, :, :, 0, 0] * wv[:, :, :, 0, 0]
         for i in range(kh):
             for j in range(kw):
                 if i or j: out.addcmul_(p[:, :, :, i, j], wv[:, :, :, i, j])
-        out = out.flatten(1, 2)                                       # [N, C*m, oh, ow]
-        if b is not None: out += b.view(1, -1, 1, 1)
-        ctx.save_for_backward(x, w)
-        ctx.geo = ks, stride, padding, dilation, b is not None
-        return out
+        out = out.flatten(1, 2)                                         # [N, C*m, oh, ow]
+        return _in_format(out if b is None else out + b.view(1, -1, 1, 1), cl)
 
     @staticmethod
-    @once_differentiable
+    def setup_context(ctx, inputs, output):
+        x, w, b, geo, cl = inputs
+        ctx.save_for_backward(x, w)
+        ctx.save_for_forward(x, w)
+        ctx.conf = geo, cl, b is not None
+
+    @staticmethod
     def backward(ctx, go):
         x, w = ctx.saved_tensors
-        (kh, kw), stride, (ph, pw), dilation, has_b = ctx.geo
-        (N, C, H, W), osize = x.shape, go.shape[-2:]
-        g, wv = go.unflatten(1, (C, -1)), w.view(1, C, -1, kh, kw, 1, 1)   # [N, C, m, oh, ow] and the weights as in forward
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx = gw = gb = None
-        if need_w:
-            p = _windows(F.pad(x, (pw, pw, ph, ph)) if ph or pw else x, (kh, kw), stride, dilation, osize)[:, :, None]
-            gw = torch.stack([(g*p[:, :, :, i, j]).sum((0, 3, 4)) for i in range(kh) for j in range(kw)], -1).view(w.shape)
-        if has_b and need_b: gb = go.sum((0, 2, 3))
-        if need_x:
-            buf = go.new_zeros(N, C, H+2*ph, W+2*pw)
-            for i in range(kh):
-                for j in range(kw):
-                    t = _tap(buf, i, j, stride, dilation, osize)
-                    if g.shape[2] == 1: t.addcmul_(g[:, :, 0], wv[:, :, 0, i, j])
-                    else: t += (g*wv[:, :, :, i, j]).sum(2)
-            gx = buf[:, :, ph:ph+H, pw:pw+W]
-        return gx, gw, gb, None, None, None, None, None
+        geo, cl, has_b = ctx.conf
+        (kh, kw), need_x, need_w, need_b = geo[0], *ctx.needs_input_grad[:3]
+        (p, wv), g = _taps_of(x, w, geo), go.unflatten(1, (x.shape[1], -1))       # g: [N, C, m, oh, ow]
+        gw = torch.stack([(g*p[:, :, :, i, j]).sum((0, 3, 4)) for i in range(kh) for j in range(kw)], -1).view(w.shape) if need_w else None
+        gb = go.sum((0, 2, 3)) if has_b and need_b else None
+        gx = _depthwise_input_grad(g, wv, x.shape, geo, _cl_strides(x)) if need_x else None
+        return gx, gw, gb, None, None
+
+    @staticmethod
+    def jvp(ctx, dx, dw, db, *_):
+        "Linear in `x` and in `w`, as `_Conv2d`"
+        x, w = ctx.saved_tensors
+        dx, dw = (torch.zeros_like(t) if d is None else d for d, t in ((dx, x), (dw, w)))
+        return _Depthwise.apply(dx, w, db, *ctx.conf[:2]) + _Depthwise.apply(x, dw, None, *ctx.conf[:2])
 
 # %% ../nbs/07_im2col.ipynb #998ca651
 def _conv_args(x, weight, bias, stride, padding, dilation, groups):
-    "Check a convolution's arguments once: `(x as a batch, was it one image, groups, _geometry(...))`"
+    "Check a convolution's arguments once: `(x as a batch, was it one image, groups, geometry, is the output channels-last)`"
     g = check_conv(x, weight, bias, groups, unbatched=True)
     one = x.ndim == 3
     if one: x = x[None]
+    cl = _cl_strides(x) or _cl_strides(weight)                       # the output's memory layout, as F.conv2d picks it
     if isinstance(padding, str):
         if padding not in ('same', 'valid'): raise ValueError(f"padding must be 'same', 'valid', an int or a pair, got padding={padding!r}")
         if padding == 'valid': padding = 0
         else:
             if as_pair(stride, 'stride', 1) != (1, 1): raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
-            tot = [d*(k-1) for k, d in zip(weight.shape[-2:], as_pair(dilation, 'dilation', 1))]  # zeros needed per axis
-            padding = (tot[0]//2, tot[1]//2)
-            if tot[0] % 2 or tot[1] % 2: x = F.pad(x, (0, tot[1] % 2, 0, tot[0] % 2))  # the odd zero goes at the end
-    return x, one, g, _geometry(x, weight.shape[-2:], stride, padding, dilation)
+            (t, b), (l, r) = (same_pads(k, d) for k, d in zip(weight.shape[-2:], as_pair(dilation, 'dilation', 1)))
+            if (b, r) != (t, l): x = F.pad(x, (0, r - l, 0, b - t))  # the odd zero goes at the end
+            padding = (t, l)
+    return x, one, g, _win_geometry(x, weight.shape[-2:], stride, padding, dilation), cl
 
 def _no_channels(x, w, b, oh, ow):
     "`F.conv2d`'s answer for 0 input channels: an empty `[N, 0, oh, ow]`, with zero gradients for `x`, `w` and `b`"
     return (x.sum() + w.sum() + (0 if b is None else 0*b.sum())) * x.new_empty(x.shape[0], 0, oh, ow)
+
+def _apply(f, *args):
+    "`f.apply(*args)`; or `f.forward(*args)`, the same differentiable arithmetic left to autograd, where no backward pass is recorded (`no_grad`: it saves the Function's overhead) or while `torch.compile` traces (Dynamo can't trace a Function with a `jvp`)"
+    return f.forward(*args) if torch.compiler.is_compiling() or not torch.is_grad_enabled() else f.apply(*args)
 
 def conv2d(x,           # Batch of images `[N, C, H, W]`, or one image `[C, H, W]`
            weight,      # Kernels, `[O, C/groups, kh, kw]`
@@ -241,14 +351,19 @@ def conv2d(x,           # Batch of images `[N, C, H, W]`, or one image `[C, H, W
            groups:int=1,# Split the channels into this many groups, each with its own kernels
           ):
     "`F.conv2d` as `im2col` and one matrix product per group (or, depthwise, a sum of shifted views), with its own backward pass"
-    x, one, g, (ks, st, pd_, dl, (oh, ow)) = _conv_args(x, weight, bias, stride, padding, dilation, groups)
-    if x.shape[1] == 0: out = _no_channels(x, weight, bias, oh, ow)
-    elif g == x.shape[1] > 1: out = _Depthwise.apply(x, weight, bias, ks, st, pd_, dl, (oh, ow))
-    else: out = _Conv2d.apply(x, weight, bias, ks, st, pd_, dl, g, (oh, ow))
+    x, one, g, geo, cl = _conv_args(x, weight, bias, stride, padding, dilation, groups)
+    if x.shape[1] == 0: out = _no_channels(x, weight, bias, *geo[-1])
+    elif g == x.shape[1] > 1: out = _apply(_Depthwise, x, weight, bias, geo, cl)
+    else:
+        pi = _per_image(weight, geo[-1], cl)
+        out = _apply(_Conv2d, x, weight, bias, geo, g, cl, not pi and _taps_inner(weight.shape[1], geo[0][1], geo[-1][1]), pi)[0]
     return out[0] if one else out
 
 # %% ../nbs/07_im2col.ipynb #50e5da43
-def _pad(m): return {'valid': 0, 'same': m.dilation[0]*(m.kernel_size[0]-1)//2}.get(m.padding, m.padding if isinstance(m.padding, str) else m.padding[0])
+def _spec_padding(m):
+    "The padding on each side of a square layer `m`, with 'valid' and 'same' read as numbers"
+    if m.padding == 'valid': return 0
+    return same_pads(m.kernel_size[0], m.dilation[0])[0] if m.padding == 'same' else m.padding[0]
 
 def conv_specs(model:nn.Module, # A model with `nn.Conv2d` layers, taking square images
                size:int,        # Height and width of the input
@@ -266,7 +381,7 @@ def conv_specs(model:nn.Module, # A model with `nn.Conv2d` layers, taking square
     finally:
         for h in hooks: h.remove()
     return [dict(name=n, ni=m.in_channels, nf=m.out_channels, n=seen[n], ks=m.kernel_size[0], stride=m.stride[0],
-                 padding=_pad(m), dilation=m.dilation[0], groups=m.groups, bias=m.bias is not None) for n, m in convs]
+                 padding=_spec_padding(m), dilation=m.dilation[0], groups=m.groups, bias=m.bias is not None) for n, m in convs]
 
 # %% ../nbs/07_im2col.ipynb #f72e794a
 def _layer_name(s): return f"conv {s['ni']}->{s['nf']}, {s['n']}x{s['n']}"
@@ -293,7 +408,7 @@ def conv_unfold(x,          # Batch of images `[N, C, H, W]`, or one image `[C, 
                 groups:int=1, # Split the channels into this many groups, each with its own kernels
                ):
     "Convolution as `F.unfold` and a matrix product per group, differentiated by autograd"
-    x, one, G, (ks, st, pd_, dl, (oh, ow)) = _conv_args(x, weight, bias, stride, padding, dilation, groups)
+    x, one, G, (ks, st, pd_, dl, (oh, ow)), _ = _conv_args(x, weight, bias, stride, padding, dilation, groups)
     (N, C), O = x.shape[:2], weight.shape[0]
     if C == 0: out = _no_channels(x, weight, bias, oh, ow)
     else:
@@ -316,6 +431,35 @@ def _fwd_bwd(conv, x, w, b, go, kw, need_x=True):
     def f(): torch.autograd.grad(conv(xs, w, b, **kw), (x, w, b) if need_x else (w, b), go)
     return f
 
+def _digit_row(methods, g, time):
+    "The timings of one 28x28 digit through the left-edge kernel: the Python loop, then every method"
+    img, k = torch.rand(28, 28, generator=g), left_edge
+    digit = {'loop': lambda: conv_loop(img, k)}
+    for m, c in methods.items(): digit[m] = fc.partial(c, img[None, None], k[None, None])
+    return dict(case='one digit 28x28', **{'pass': 'forward'}, **time(digit))
+
+def _layer_rows(s, first, methods, g, bs, time):
+    "The timings of one layer `s` at batch `bs`: 'forward' and 'fwd+bwd', and for the `first` layer 'train', which skips the images' gradient"
+    ni, nf, n, ks, kw = s['ni'], s['nf'], s['n'], s['ks'], _kw(s)
+    x, w, b = torch.randn(bs, ni, n, n, generator=g), torch.randn(nf, ni//kw['groups'], ks, ks, generator=g), torch.randn(nf, generator=g)
+    x, w, b = (t.requires_grad_() for t in (x, w, b))
+    o = conv_out_size(n, ks, s['stride'], s['padding'], s['dilation'])
+    go = torch.randn(bs, nf, o, o, generator=g)
+    passes = {'forward': lambda c: _fwd(c, x, w, b, kw)}
+    if first: passes['train'] = lambda c: _fwd_bwd(c, x, w, b, go, kw, need_x=False)
+    passes['fwd+bwd'] = lambda c: _fwd_bwd(c, x, w, b, go, kw)
+    return [dict(case=_layer_name(s), **{'pass': ps}, **time({m: mk(c) for m, c in methods.items()})) for ps, mk in passes.items()]
+
+def _with_totals(df, specs, tot):
+    "`df` in milliseconds, with the rows `tot` that add up the layers, and each method's ratio to `F.conv2d`"
+    fwd, both = (df.iloc[1:].xs(ps, level='pass') for ps in ('forward', 'fwd+bwd'))
+    df.loc[(tot, 'forward'), :] = fwd.sum(skipna=False)
+    df.loc[(tot, 'train'), :] = df.loc[(_layer_name(specs[0]), 'train')] + both.iloc[1:].sum(skipna=False)  # training needs every later input gradient
+    df.loc[(tot, 'fwd+bwd'), :] = both.sum(skipna=False)
+    df = df*1000
+    for m in ('loop', 'unfold', 'conv2d'): df[f'{m} / F.conv2d'] = df[m]/df['F.conv2d']
+    return df
+
 def speed_table(specs:list,      # Convolution layers, as `conv_specs` gives them; the first one gets the network's input
                 bs:int=256,      # Batch size
                 repeats:int=15,  # Interleaved timings per method
@@ -332,28 +476,9 @@ def speed_table(specs:list,      # Convolution layers, as `conv_specs` gives the
     methods = {'unfold': conv_unfold, 'conv2d': conv2d, 'F.conv2d': F.conv2d}
     time = lambda fns: time_interleaved(fns, repeats, clock=clock)
     with num_threads(threads or None):
-        img, k = torch.rand(28, 28, generator=g), left_edge
-        digit = {'loop': lambda: conv_loop(img, k)}
-        for m, c in methods.items(): digit[m] = fc.partial(c, img[None, None], k[None, None])
-        rows = [dict(case='one digit 28x28', **{'pass': 'forward'}, **time(digit))]
-        for i, s in enumerate(specs):
-            ni, nf, n, ks, kw = s['ni'], s['nf'], s['n'], s['ks'], _kw(s)
-            x, w, b = torch.randn(bs, ni, n, n, generator=g), torch.randn(nf, ni//kw['groups'], ks, ks, generator=g), torch.randn(nf, generator=g)
-            x, w, b = (t.requires_grad_() for t in (x, w, b))
-            o = conv_out_size(n, ks, s['stride'], s['padding'], s['dilation'])
-            go = torch.randn(bs, nf, o, o, generator=g)
-            passes = {'forward': lambda c: _fwd(c, x, w, b, kw), 'fwd+bwd': lambda c: _fwd_bwd(c, x, w, b, go, kw)}
-            if i == 0: passes = {'forward': passes['forward'], 'train': lambda c: _fwd_bwd(c, x, w, b, go, kw, need_x=False), 'fwd+bwd': passes['fwd+bwd']}
-            for ps, mk in passes.items(): rows.append(dict(case=_layer_name(s), **{'pass': ps}, **time({m: mk(c) for m, c in methods.items()})))
-    df = pd.DataFrame(rows).set_index(['case', 'pass'])
-    fwd, both = (df.iloc[1:].xs(ps, level='pass') for ps in ('forward', 'fwd+bwd'))
-    tot = f'{name}, bs={bs}'
-    df.loc[(tot, 'forward'), :] = fwd.sum(skipna=False)
-    df.loc[(tot, 'train'), :] = df.loc[(_layer_name(specs[0]), 'train')] + both.iloc[1:].sum(skipna=False)  # training needs every later input gradient
-    df.loc[(tot, 'fwd+bwd'), :] = both.sum(skipna=False)
-    df = df*1000
-    for m in ('loop', 'unfold', 'conv2d'): df[f'{m} / F.conv2d'] = df[m]/df['F.conv2d']
-    return df
+        rows = [_digit_row(methods, g, time)]
+        for i, s in enumerate(specs): rows += _layer_rows(s, i == 0, methods, g, bs, time)
+    return _with_totals(pd.DataFrame(rows).set_index(['case', 'pass']), specs, f'{name}, bs={bs}')
 
 # %% ../nbs/07_im2col.ipynb #35f7e950
 from .harness import checker, Wrong, Forbid, TORCH_CONVS, read_ints, expect, seeded, with_dtypes, named_shapes, too

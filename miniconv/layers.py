@@ -11,9 +11,9 @@ import fastcore.all as fc
 import torch
 import torch.nn.functional as F
 from torch import nn, optim
-from torch.nn.utils import skip_init
+from torch.nn.utils import parametrize
 
-from .checks import as_int, as_pair
+from .checks import as_int, as_pair, as_bool
 from .im2col import conv2d
 from .pooling import max_pool2d, avg_pool2d
 from .cnn import ARCHS, train
@@ -24,9 +24,14 @@ __all__ = ['CONVS', 'Conv2d', 'MaxPool2d', 'AvgPool2d', 'to_ours', 'to_torch', '
            'check_conv1d_layer']
 
 # %% ../nbs/14_layers.ipynb #1f512727
+for _f in ('conv2d', 'max_pool2d', 'avg_pool2d'): torch.fx.wrap(_f)  # torch.fx records a call to our op, instead of tracing into its checks
+
 class _Ours:
-    "Mixin for our twins of PyTorch's layers: the printed name says whose arithmetic runs"
+    "Mixin for our twins of PyTorch's layers: the printed name says whose arithmetic runs; TorchScript is refused by name"
     def _get_name(self): return f"miniconv.{type(self).__name__}"
+    def __prepare_scriptable__(self):
+        raise TypeError(f"{self._get_name()} computes with miniconv's Python code, which torch.jit.script can't compile: "
+                        "script to_torch(model) instead, or use torch.fx.symbolic_trace")
 
 class Conv2d(_Ours, nn.Conv2d):
     "`nn.Conv2d`, computed by our `conv2d`: the same arguments, parameters, initialisation and `state_dict`"
@@ -42,7 +47,7 @@ class Conv2d(_Ours, nn.Conv2d):
                  device=None, dtype=None): # Where and in what type to make the parameters
         as_int(ni, 'ni', 1), as_int(nf, 'nf', 1), as_pair(ks, 'ks', 1), as_pair(stride, 'stride', 1), as_pair(dilation, 'dilation', 1)
         if not isinstance(padding, str): as_pair(padding, 'padding', 0)
-        super().__init__(ni, nf, ks, stride, padding, dilation, groups, bias, padding_mode, device, dtype)
+        super().__init__(ni, nf, ks, stride, padding, dilation, groups, as_bool(bias, 'bias'), padding_mode, device, dtype)
 
     def _conv_forward(self, x, weight, bias):
         if self.padding_mode != 'zeros':  # as nn.Conv2d does it: pad first, then convolve with no padding
@@ -56,11 +61,12 @@ class MaxPool2d(_Ours, nn.MaxPool2d):
                  stride=None,       # Step between windows: an int or a pair; `ks` if None
                  padding=0,         # Padding on each side, at most `ks//2`: an int or a pair
                  dilation=1,        # Spacing between the window's taps: an int or a pair
+                 return_indices:bool=False, # Also return where each window's largest value is
                  ceil_mode:bool=False): # Round the number of windows up
         as_pair(ks, 'ks', 1), as_pair(padding, 'padding', 0), as_pair(dilation, 'dilation', 1)
         if stride is not None: as_pair(stride, 'stride', 1)
-        super().__init__(ks, stride, padding, dilation, return_indices=False, ceil_mode=ceil_mode)
-    def forward(self, x): return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        super().__init__(ks, stride, padding, dilation, as_bool(return_indices, 'return_indices'), as_bool(ceil_mode, 'ceil_mode'))
+    def forward(self, x): return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices)
 
 class AvgPool2d(_Ours, nn.AvgPool2d):
     "`nn.AvgPool2d`, computed by the pooling chapter's `avg_pool2d`"
@@ -68,43 +74,56 @@ class AvgPool2d(_Ours, nn.AvgPool2d):
                  stride=None,       # Step between windows: an int or a pair; `ks` if None
                  padding=0,         # Zero padding on each side, at most `ks//2`: an int or a pair
                  ceil_mode:bool=False, # Round the number of windows up
-                 count_include_pad:bool=True): # Count taps on the padding in the divisor
+                 count_include_pad:bool=True, # Count taps on the padding in the divisor
+                 divisor_override:int|None=None): # Divide every window's sum by this instead
         as_pair(ks, 'ks', 1), as_pair(padding, 'padding', 0)
         if stride is not None: as_pair(stride, 'stride', 1)
-        super().__init__(ks, stride, padding, ceil_mode, count_include_pad)
-    def forward(self, x): return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+        if divisor_override is not None and as_int(divisor_override, 'divisor_override') == 0: raise ValueError("divisor_override must not be 0, got divisor_override=0")
+        super().__init__(ks, stride, padding, as_bool(ceil_mode, 'ceil_mode'), as_bool(count_include_pad, 'count_include_pad'), divisor_override)
+    def forward(self, x): return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad, self.divisor_override)
 
 # %% ../nbs/14_layers.ipynb #70a5aadc
-def _twin(m, cls, name):
-    "A `cls` layer with `m`'s settings, taking over `m`'s parameters; nothing is initialised, so no random numbers are drawn"
-    if isinstance(m, nn.Conv2d):
-        new = skip_init(cls, m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                        m.bias is not None, m.padding_mode, device=m.weight.device, dtype=m.weight.dtype)
-        new.weight, new.bias = m.weight, m.bias
-    elif isinstance(m, nn.MaxPool2d):
-        if m.return_indices: raise ValueError(f"layer {name!r} ({m}) returns indices, which our MaxPool2d does not")
-        new = cls(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode)
-    else:
-        if m.divisor_override is not None: raise ValueError(f"layer {name!r} ({m}) has a divisor_override, which our AvgPool2d does not")
-        new = cls(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad)
-    return new.train(m.training)
+_OURS = {nn.Conv2d: Conv2d, nn.MaxPool2d: MaxPool2d, nn.AvgPool2d: AvgPool2d}
+
+def _plain(m):
+    "`m`'s class as it was before any parametrization (`weight_norm`, `spectral_norm`, ...) was registered on it"
+    return type(m).__bases__[0] if parametrize.is_parametrized(m) else type(m)
+
+def _twin_class(m, twin):
+    "The class `m` takes to compute with `twin`'s code: `twin`, or, if `m` is parametrized, a subclass of `twin` with `m`'s parametrized properties, as `register_parametrization` makes one"
+    return type(f"Parametrized{twin.__name__}", (twin,), dict(type(m).__dict__)) if parametrize.is_parametrized(m) else twin
+
+def _label(cls): return ('nn.' if cls.__module__.startswith('torch.') else 'miniconv.') + cls.__name__
+
+def _refusal(m, name, pairs):
+    "Why the layer `m` (at `name`) can't take its twin's class, or None if it can"
+    base = _plain(m)
+    if isinstance(m, nn.modules.lazy.LazyModuleMixin) and m.has_uninitialized_params():
+        return f"layer {name!r} ({type(m).__name__}) has no weights yet: run one batch through the model first"
+    if base not in pairs: return (f"layer {name!r} is a {type(m).__name__}, a subclass of {_label(next(k for k in pairs if isinstance(m, k)))} "
+                                  f"whose own code may compute differently: only {', '.join(map(_label, pairs))} themselves are swapped")
+    w = getattr(m, 'weight', None)
+    if isinstance(w, torch.Tensor) and not w.is_floating_point(): return f"layer {name!r} has {w.dtype} weights, which our arithmetic does not handle"
 
 def _swap(m, pairs, name=''):
-    "`m`, with every layer whose type is a key of `pairs` replaced by its twin, in place, at any depth"
-    if type(m) in pairs: return _twin(m, pairs[type(m)], name or type(m).__name__)
-    for n, c in m.named_children(): setattr(m, n, _swap(c, pairs, f"{name}.{n}" if name else n))
+    "`m`, with every layer of a type in `pairs` given its twin's class, in place, at any depth: parameters, buffers, hooks and parametrizations stay"
+    if isinstance(m, tuple(pairs)) and _plain(m) not in pairs.values():
+        why = _refusal(m, name or type(m).__name__, pairs)
+        if why: raise ValueError(why)
+        m.__class__ = _twin_class(m, pairs[_plain(m)])
+    for n, c in m.named_children(): _swap(c, pairs, f"{name}.{n}" if name else n)
     return m
-
-_OURS = {nn.Conv2d: Conv2d, nn.MaxPool2d: MaxPool2d, nn.AvgPool2d: AvgPool2d}
 
 def to_ours(model:nn.Module, # Any model: a layer, a Sequential (nested or not), or a custom module
            ) -> nn.Module:
-    "A copy of `model` whose `nn.Conv2d`, `nn.MaxPool2d` and `nn.AvgPool2d` layers are ours, with the same settings and weights"
+    "A copy of `model` whose `nn.Conv2d`, `nn.MaxPool2d` and `nn.AvgPool2d` layers are ours, with their settings, weights, hooks and parametrizations"
+    if not isinstance(model, nn.Module): raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
     return _swap(copy.deepcopy(model), _OURS)
 
 def to_torch(model:nn.Module, # A model with our layers
             ) -> nn.Module:
-    "A copy of `model` with PyTorch's layers in place of ours, with the same settings and weights"
+    "A copy of `model` with PyTorch's layers in place of ours, with their settings, weights, hooks and parametrizations"
+    if not isinstance(model, nn.Module): raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
     return _swap(copy.deepcopy(model), {v: k for k, v in _OURS.items()})
 
 # %% ../nbs/14_layers.ipynb #976e9cc6

@@ -7,14 +7,14 @@ from __future__ import annotations
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
-from .checks import as_pair, check_tensor
+from .checks import as_int, as_pair, as_bool, check_tensor, shape_str
 from .strides_padding import conv_out_size, pool_out_size
-from .im2col import patches, col2im, conv2d
+from .im2col import patches, col2im, conv2d, _pad, _window_view, _fold_, _cl_strides, _in_format, _apply
 
 # %% auto #0
-__all__ = ['shift', 'max_pool2d', 'avg_pool2d', 'global_avg_pool', 'conv_costs', 'check_separable_cost', 'check_avg_pool_as_conv']
+__all__ = ['shift', 'max_pool2d', 'max_unpool2d', 'avg_pool2d', 'global_avg_pool', 'conv_costs', 'check_separable_cost',
+           'check_avg_pool_as_conv']
 
 # %% ../nbs/12_pooling.ipynb #6ef7bdae
 def shift(x,    # Images `[..., H, W]`
@@ -27,38 +27,76 @@ def shift(x,    # Images `[..., H, W]`
     return x[..., max(-dy, 0):max(-dy, 0)+H, max(-dx, 0):max(-dx, 0)+W]
 
 # %% ../nbs/12_pooling.ipynb #181a6444
-def _pool_args(x, ks, stride, padding, dilation, ceil_mode):
-    "Check pooling arguments once, by PyTorch's rules: `(x as a batch, was it one image, ks, stride, padding, dilation, output size)`"
+def _check_images(x):
+    "`x` as a batch `[N, C, H, W]` and whether it was one image `[C, H, W]`; a `ValueError` unless it has channels, height and width and is floating point"
     check_tensor(x, 'x', (3, 4), '[N, C, H, W] or [C, H, W]', nonempty=False)
     if 0 in x.shape[-3:]: raise ValueError(f"x must have channels, height and width (only the batch may be empty), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"x must be floating point, got {x.dtype}" + ("; convert a uint8 image with x.float()/255" if x.dtype == torch.uint8 else ''))
-    ks = as_pair(ks, 'ks', 1)
-    st = ks if stride is None else as_pair(stride, 'stride', 1)
+    return (x[None] if x.ndim == 3 else x), x.ndim == 3
+
+def _pool_args(x, ks, stride, padding, dilation, ceil_mode):
+    "Check pooling arguments once, by PyTorch's rules: `(x as a batch, was it one image, geometry (ks, stride, padding, dilation, output size))`"
+    x, one = _check_images(x)
+    ks, ceil_mode = as_pair(ks, 'ks', 1), as_bool(ceil_mode, 'ceil_mode')
+    st = ks if stride is None or (isinstance(stride, (tuple, list)) and not stride) else as_pair(stride, 'stride', 1)  # PyTorch reads () as the window
     pd_, dl = as_pair(padding, 'padding', 0), as_pair(dilation, 'dilation', 1)
     osize = tuple(pool_out_size(n, *a, ceil_mode=ceil_mode) for n, a in zip(x.shape[-2:], zip(ks, st, pd_, dl)))  # padding <= ks//2, size >= 1
-    return (x[None] if x.ndim == 3 else x), x.ndim == 3, ks, st, pd_, dl, osize
+    return x, one, (ks, st, pd_, dl, osize)
+
+# %% ../nbs/12_pooling.ipynb #a1b2c3d4
+def _starts(n, k, s, p, d, o, device):
+    "Along an axis: where each of the `o` windows starts, and the first of its taps (and that tap's position) at or past the start of the input"
+    start = torch.arange(o, device=device)*s - p
+    a = torch.div((-start).clamp(min=0) + d - 1, d, rounding_mode='floor')   # taps to skip over the padding: ceil(-start/d)
+    return start, a, start + a*d
+
+def _winners(p, geo, size):
+    "The largest value of each window of the view `p`, its tap, and its position flat in the `[H, W]` plane, as PyTorch's kernel picks them"
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = geo
+    N, C, H, W = p.shape[0], p.shape[1], *size
+    out, tap = p.reshape(N, C, kh*kw, oh, ow).max(2)                         # the first tap with the largest value
+    (r, a, r0), (c, b, c0) = _starts(H, kh, sh, ph, dh, oh, p.device), _starts(W, kw, sw, pw, dw, ow, p.device)
+    lost = out == float('-inf')                                             # every tap is -inf: PyTorch picks the first one inside the input
+    inside = ((a < kh) & (r0 < H))[:, None] & ((b < kw) & (c0 < W))[None]
+    tap = torch.where(lost & inside, a[:, None]*kw + b[None], tap)
+    flat = torch.where(lost, r0[:, None]*W + c0[None], (r[:, None] + tap//kw*dh)*W + c[None] + tap % kw*dw)
+    return out, tap, flat
 
 # %% ../nbs/12_pooling.ipynb #f903fa06
 class _MaxPool2d(torch.autograd.Function):
-    "Forward: the largest value of each window of the patch view. Backward: each window's gradient to its winner, added up by `col2im`"
-    @staticmethod
-    def forward(ctx, x, ks, stride, padding, dilation, ceil_mode):
-        p = patches(x, ks, stride, padding, dilation, ceil_mode, value=float('-inf'))
-        N, C, kh, kw, oh, ow = p.shape
-        out, idx = p.reshape(N, C, kh*kw, oh, ow).max(2)       # idx: the first tap with the largest value
-        ctx.save_for_backward(idx)
-        ctx.geo = x.shape[-2:], ks, stride, padding, dilation, ceil_mode
-        return out
+    "Forward: the largest value of each window of the patch view. Backward: each window's gradient to its winner, added up as `col2im` does"
+    generate_vmap_rule = True
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, go):
-        idx, = ctx.saved_tensors
-        size, (kh, kw), *geo = ctx.geo
-        N, C, oh, ow = go.shape
-        g = go.new_zeros(N, C, kh*kw, oh, ow).scatter_(2, idx[:, :, None], go[:, :, None])  # zero except at each winner
-        return col2im(g.view(N, C*kh*kw, oh*ow), size, (kh, kw), *geo), None, None, None, None, None
+    def forward(x, geo):
+        out, tap, flat = _winners(_window_view(_pad(x, geo, float('-inf')), geo), geo, x.shape[-2:])
+        return _in_format(out, _cl_strides(x)), tap, flat                    # the output in x's memory layout, as PyTorch's
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, geo = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(output[1])
+        ctx.save_for_forward(output[1])
+        ctx.conf = x.shape, geo
+
+    @staticmethod
+    def backward(ctx, go, *_):
+        if go is None: return None, None
+        tap, = ctx.saved_tensors
+        shape, ((kh, kw), st, pd_, dl, osize) = ctx.conf
+        g = go.new_zeros(*go.shape[:2], kh*kw, *osize).scatter(2, tap[:, :, None], go[:, :, None])  # zero except at each winner
+        return _fold_(go.new_zeros(shape), g.unflatten(2, (kh, kw)), st, pd_, dl), None
+
+    @staticmethod
+    def jvp(ctx, dx, _):
+        "The winners' tangents"
+        tap, = ctx.saved_tensors
+        (kh, kw), osize = ctx.conf[1][0], ctx.conf[1][-1]
+        t = _window_view(_pad(dx, ctx.conf[1]), ctx.conf[1]).reshape(*dx.shape[:2], kh*kw, *osize)
+        return t.gather(2, tap[:, :, None])[:, :, 0], None, None
 
 def max_pool2d(x,            # Images `[N, C, H, W]` or one image `[C, H, W]`
                ks,           # Window size: an int or a pair
@@ -66,35 +104,81 @@ def max_pool2d(x,            # Images `[N, C, H, W]` or one image `[C, H, W]`
                padding=0,    # Padding on each side, at most `ks//2`: an int or a pair
                dilation=1,   # Spacing between the window's taps: an int or a pair
                ceil_mode:bool=False, # Round the number of windows up; the last may overhang
-              ) -> torch.Tensor:
-    "`F.max_pool2d`: the largest value of each window, taken from `patches`"
-    x, one, ks, st, pd_, dl, _ = _pool_args(x, ks, stride, padding, dilation, ceil_mode)
-    out = _MaxPool2d.apply(x, ks, st, pd_, dl, ceil_mode)
+               return_indices:bool=False, # Also return where each window's largest value is, flat in its `[H, W]` plane
+              ):
+    "`F.max_pool2d`: the largest value of each window, taken from the patch view; with `return_indices`, `(values, indices)`"
+    x, one, geo = _pool_args(x, ks, stride, padding, dilation, ceil_mode)
+    ri = as_bool(return_indices, 'return_indices')
+    out, _, flat = _apply(_MaxPool2d, x, geo)
+    if one: out, flat = out[0], flat[0]
+    return (out, flat) if ri else out
+
+# %% ../nbs/12_pooling.ipynb #c5d6e7f8
+def _unpool_args(x, indices, ks, stride, padding, output_size):
+    "Check `max_unpool2d`'s arguments once, by PyTorch's rules: `(x as a batch, indices, was it one image, output size)`"
+    x, one = _check_images(x)
+    check_tensor(indices, 'indices', x.ndim - one, 'of the shape of x', nonempty=False)
+    if indices.shape != (x[0] if one else x).shape or indices.dtype != torch.int64:
+        raise ValueError(f"indices must be int64 of x's shape {tuple(x.shape[one:])}, got {indices.dtype} of {shape_str(indices)}")
+    ks = as_pair(ks, 'ks', 1)
+    st, pd_ = ks if stride is None else as_pair(stride, 'stride', 1), as_pair(padding, 'padding', 0)
+    size = [(n - 1)*s + k - 2*p for n, k, s, p in zip(x.shape[-2:], ks, st, pd_)]   # max pooling's input size, rounded down
+    if output_size is not None:
+        out = tuple(output_size)[-2:]
+        if not all(isinstance(o, int) and z - s < o < z + s for o, z, s in zip(out, size, st)) or len(output_size) not in (2, 4):
+            raise ValueError(f"output_size must be (H, W) within stride {st} of {tuple(size)}, got output_size={output_size!r}")
+        size = list(out)
+    if min(size) < 1: raise ValueError(f"the output size {tuple(size)} is below 1 for x of shape {tuple(x.shape)}, ks={ks}, stride={st}, padding={pd_}")
+    return x, indices.reshape(x.shape), one, size
+
+def max_unpool2d(x,          # Images `[N, C, h, w]` or one image `[C, h, w]`: the values to put back
+                 indices,    # Where each value goes, flat in its `[H, W]` plane: `max_pool2d(..., return_indices=True)`'s indices
+                 ks,         # Window size of the max pooling: an int or a pair
+                 stride:int|tuple|None=None, # Its step between windows: an int or a pair; `ks` if None
+                 padding=0,  # Its padding on each side: an int or a pair
+                 output_size:tuple|None=None, # `(H, W)` (or a whole shape) where the rounding of the pooling left it open
+                ) -> torch.Tensor:
+    "`F.max_unpool2d`: each value of `x` put back where its index says, zeros everywhere else; its gradient gathers from those places"
+    x, idx, one, (H, W) = _unpool_args(x, indices, ks, stride, padding, output_size)
+    if idx.numel() and idx.device.type != 'meta' and not 0 <= int(idx.min()) <= int(idx.max()) < H*W:
+        raise ValueError(f"indices must lie in [0, {H*W}) for an output of {H}x{W}, got values from {int(idx.min())} to {int(idx.max())}")
+    N, C = x.shape[:2]
+    out = x.new_zeros(N, C, H*W).scatter(2, idx.flatten(2), x.flatten(2)).view(N, C, H, W)
     return out[0] if one else out
 
 # %% ../nbs/12_pooling.ipynb #797d1b32
-def _taps(n, ks, stride, padding, o, include_pad):
+def _taps(n, ks, stride, padding, o, include_pad, device):
     "How many taps of each of the `o` windows along an axis of length `n` fall on the input (or on its padding too, with `include_pad`)"
-    start = torch.arange(o)*stride - padding    # where each window starts, in input coordinates
+    start = torch.arange(o, device=device)*stride - padding    # where each window starts, in input coordinates
     lo, hi = (start, (start + ks).clamp(max=n + padding)) if include_pad else (start.clamp(min=0), (start + ks).clamp(max=n))
     return hi - lo
 
 class _AvgPool2d(torch.autograd.Function):
-    "Forward: each window's sum, from the patch view, over its divisor. Backward: equal shares for every tap, added up by `col2im`"
-    @staticmethod
-    def forward(ctx, x, div, ks, stride, padding, ceil_mode):
-        ctx.save_for_backward(div)
-        ctx.geo = x.shape[-2:], ks, stride, padding, ceil_mode
-        return patches(x, ks, stride, padding, 1, ceil_mode).sum((2, 3))/div
+    "Forward: each window's sum, from the patch view, over its divisor. Backward: equal shares for every tap, added up as `col2im` does"
+    generate_vmap_rule = True
 
     @staticmethod
-    @once_differentiable
+    def forward(x, div, geo):
+        return _in_format(_window_view(_pad(x, geo), geo).sum((2, 3))/div, _cl_strides(x))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, div, geo = inputs
+        ctx.save_for_backward(div)
+        ctx.save_for_forward(div)
+        ctx.conf = x.shape, geo
+
+    @staticmethod
     def backward(ctx, go):
         div, = ctx.saved_tensors
-        size, (kh, kw), stride, padding, ceil_mode = ctx.geo
-        N, C, oh, ow = go.shape
-        g = (go/div)[:, :, None].expand(N, C, kh*kw, oh, ow).reshape(N, C*kh*kw, oh*ow)
-        return col2im(g, size, (kh, kw), stride, padding, 1, ceil_mode), None, None, None, None, None
+        shape, ((kh, kw), st, pd_, _, osize) = ctx.conf
+        g = (go/div)[:, :, None, None].expand(*go.shape[:2], kh, kw, *osize)
+        return _fold_(go.new_zeros(shape), g, st, pd_, (1, 1)), None, None
+
+    @staticmethod
+    def jvp(ctx, dx, *_):
+        "Linear: the average of the tangents"
+        return _AvgPool2d.apply(dx, ctx.saved_tensors[0], ctx.conf[1])
 
 def avg_pool2d(x,            # Images `[N, C, H, W]` or one image `[C, H, W]`
                ks,           # Window size: an int or a pair
@@ -102,19 +186,26 @@ def avg_pool2d(x,            # Images `[N, C, H, W]` or one image `[C, H, W]`
                padding=0,    # Zero padding on each side, at most `ks//2`: an int or a pair
                ceil_mode:bool=False, # Round the number of windows up; the last may overhang
                count_include_pad:bool=True, # Count taps on the padding in the divisor
+               divisor_override:int|None=None, # Divide every window's sum by this instead
               ) -> torch.Tensor:
-    "`F.avg_pool2d`: the mean of each window, taken from `patches`"
-    x, one, ks, st, pd_, _, osize = _pool_args(x, ks, stride, padding, 1, ceil_mode)
-    th, tw = (_taps(n, *a, count_include_pad) for n, a in zip(x.shape[-2:], zip(ks, st, pd_, osize)))
-    out = _AvgPool2d.apply(x, (th[:, None]*tw).to(x.dtype), ks, st, pd_, ceil_mode)
+    "`F.avg_pool2d`: the mean of each window, taken from the patch view"
+    x, one, geo = _pool_args(x, ks, stride, padding, 1, ceil_mode)
+    (ks, st, pd_, _, osize), inc = geo, as_bool(count_include_pad, 'count_include_pad')
+    if divisor_override is None:
+        th, tw = (_taps(n, *a, inc, x.device) for n, a in zip(x.shape[-2:], zip(ks, st, pd_, osize)))
+        div = (th[:, None]*tw).to(x.dtype)
+    else:
+        if as_int(divisor_override, 'divisor_override') == 0: raise ValueError("divisor_override must not be 0, got divisor_override=0")
+        div = x.new_full(osize, divisor_override)
+    out = _apply(_AvgPool2d, x, div, geo)
     return out[0] if one else out
 
 # %% ../nbs/12_pooling.ipynb #ed8f2a19
 def global_avg_pool(x, # Feature maps `[N, C, H, W]`
                    ) -> torch.Tensor:
     "The mean of each channel of each image: `[N, C]`"
-    check_tensor(x, 'x', 4, '[N, C, H, W]')
-    return x.mean((2, 3))
+    check_tensor(x, 'x', 4, '[N, C, H, W]', nonempty=False)
+    return _check_images(x)[0].mean((2, 3))
 
 # %% ../nbs/12_pooling.ipynb #879f0f62
 def conv_costs(specs:list, # Convolution layers, as `conv_specs` gives them

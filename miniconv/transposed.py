@@ -6,74 +6,86 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
-from .checks import as_pair, check_tensor, shape_str
+from .checks import as_int, as_pair, check_tensor, shape_str
 from .strides_padding import conv_out_size, conv_transpose_out_size
-from .im2col import im2col, col2im
+from .im2col import im2col, col2im, _cl_strides, _taps_inner, _columns, _product, _out_grad, _weight_grad, _input_grad, _apply
 
 # %% auto #0
 __all__ = ['conv_transpose2d', 'check_upsample_sizes', 'check_overlap_counts', 'check_conv_transpose']
 
 # %% ../nbs/13_transposed.ipynb #d7dd3023
-def _transpose_args(x, weight, bias, stride, padding, output_padding, dilation):
-    "Check a transposed convolution's arguments once: `(x as a batch, was it one image, ks, stride, padding, dilation, output size)`"
+def _transpose_args(x, weight, bias, stride, padding, output_padding, groups, dilation):
+    "Check a transposed convolution's arguments once: `(x as a batch, was it one image, groups, geometry of the matching convolution, output size)`"
     check_tensor(x, 'x', (3, 4), '[N, C_in, H, W] or [C_in, H, W]', nonempty=False)
-    check_tensor(weight, 'weight', 4, '[C_in, C_out, kh, kw]')
+    check_tensor(weight, 'weight', 4, '[C_in, C_out/groups, kh, kw]')
     if 0 in x.shape[-3:]: raise ValueError(f"x must have channels, height and width (only the batch may be empty), got shape {tuple(x.shape)}")
-    if x.shape[-3] != weight.shape[0]:
-        raise ValueError(f"x has {x.shape[-3]} channels (shape {tuple(x.shape)}) but weight [C_in, C_out, kh, kw] "
-                         f"expects C_in={weight.shape[0]} (shape {tuple(weight.shape)})")
+    G, (Ci, Cog) = as_int(groups, 'groups', 1), weight.shape[:2]
+    if x.shape[-3] != Ci:
+        raise ValueError(f"x has {x.shape[-3]} channels (shape {tuple(x.shape)}) but weight [C_in, C_out/groups, kh, kw] "
+                         f"expects C_in={Ci} (shape {tuple(weight.shape)})")
+    if Ci % G: raise ValueError(f"groups={G} must divide the input channels ({Ci}, weight of shape {tuple(weight.shape)})")
     if not (x.is_floating_point() and x.dtype == weight.dtype):
         raise ValueError(f"x and weight must be floating point of one dtype, got {x.dtype} and {weight.dtype}")
     if bias is not None:
         check_tensor(bias, 'bias', 1, '[C_out]')
-        if bias.shape[0] != weight.shape[1]:
-            raise ValueError(f"bias must have shape ({weight.shape[1]},) for weight of shape {tuple(weight.shape)}, got {shape_str(bias)}")
+        if bias.shape[0] != Cog*G: raise ValueError(f"bias must have shape ({Cog*G},) for weight of shape {tuple(weight.shape)} and groups={G}, got {shape_str(bias)}")
         if bias.dtype != weight.dtype: raise ValueError(f"bias is {bias.dtype} but weight is {weight.dtype}")
     ks, st, pd_ = tuple(weight.shape[-2:]), as_pair(stride, 'stride', 1), as_pair(padding, 'padding', 0)
     op, dl = as_pair(output_padding, 'output_padding', 0), as_pair(dilation, 'dilation', 1)
-    size = tuple(conv_transpose_out_size(n, *a) for n, a in zip(x.shape[-2:], zip(ks, st, pd_, op, dl)))
-    return (x[None] if x.ndim == 3 else x), x.ndim == 3, ks, st, pd_, dl, size
+    size = tuple(conv_transpose_out_size(n, *a) for n, a in zip(x.shape[-2:], zip(ks, st, pd_, op, dl)))   # refuses a size below 1
+    return (x[None] if x.ndim == 3 else x), x.ndim == 3, G, (ks, st, pd_, dl, tuple(x.shape[-2:])), size
 
 # %% ../nbs/13_transposed.ipynb #064123bc
 class _ConvTranspose2d(torch.autograd.Function):
-    "Forward: one matrix product and a `col2im`. Backward: an `im2col` and two matrix products, that is, a convolution"
-    @staticmethod
-    def forward(ctx, x, w, b, ks, stride, padding, dilation, size):
-        (N, Ci, H, W), (_, Co, kh, kw) = x.shape, w.shape
-        oh, ow = (conv_out_size(*a) for a in zip(size, ks, stride, padding, dilation))  # H and W, or one more
-        xp = F.pad(x, (0, ow - W, 0, oh - H))                                    # a zero for a window without input
-        cols = w.reshape(Ci, Co*kh*kw).t() @ xp.reshape(N, Ci, oh*ow)          # [N, Co*kh*kw, oh*ow]: W.T y
-        out = col2im(cols, size, ks, stride, padding, dilation)                  # every column added into its window
-        ctx.save_for_backward(xp, w)
-        ctx.geo = (H, W), ks, stride, padding, dilation, b is not None
-        return out if b is None else out + b.view(1, Co, 1, 1)
+    "Forward: `col2im(Wᵀ x)`, which is the input gradient of the matching convolution. Backward: an `im2col` and two matrix products, that is, a convolution"
+    generate_vmap_rule = True
 
     @staticmethod
-    @once_differentiable
+    def forward(x, w, b, geo, G, size, cl):
+        ti = _taps_inner(w.shape[1], geo[0][1], geo[-1][1])
+        out = _input_grad(_out_grad(x, G), w, (x.shape[0], w.shape[1]*G, *size), geo, G, ti, cl)   # every column added into its window
+        return out if b is None else out + b.view(1, -1, 1, 1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, w, b, geo, G, size, cl = inputs
+        ctx.save_for_backward(x, w)
+        ctx.save_for_forward(x, w)
+        ctx.conf = geo, G, size, cl, b is not None
+
+    @staticmethod
     def backward(ctx, go):
-        xp, w = ctx.saved_tensors
-        (H, W), ks, stride, padding, dilation, has_b = ctx.geo
-        (N, Ci, oh, ow), (_, Co, kh, kw) = xp.shape, w.shape
+        x, w = ctx.saved_tensors
+        geo, G, size, cl, has_b = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gcols = im2col(go, ks, stride, padding, dilation)                       # [N, Co*kh*kw, oh*ow]: col2im's adjoint
-        gx = (w.reshape(Ci, Co*kh*kw) @ gcols).view(N, Ci, oh, ow)[:, :, :H, :W] if need_x else None   # conv2d(go, w)
-        gw = (xp.transpose(0, 1).reshape(Ci, N*oh*ow) @ gcols.permute(0, 2, 1).reshape(N*oh*ow, Co*kh*kw)).view(Ci, Co, kh, kw) if need_w else None
+        ti = _taps_inner(w.shape[1], geo[0][1], geo[-1][1])
+        cols = _columns(go, geo, G, ti)                                        # im2col(go): a window of go for every pixel of x
+        gx = _product(cols, w, None, G, ti, _cl_strides(x), x.shape) if need_x else None   # conv2d(go, w)
+        gw = _weight_grad(_out_grad(x, G), cols, w.shape, ti) if need_w else None          # each pixel of x times the window it painted
         gb = go.sum((0, 2, 3)) if has_b and need_b else None
-        return gx, gw, gb, None, None, None, None, None
+        return gx, gw, gb, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, dx, dw, db, *_):
+        "Linear in `x` and in `w`: the tangent is `conv_transpose(dx, w) + conv_transpose(x, dw) + db`"
+        x, w = ctx.saved_tensors
+        dx, dw = (torch.zeros_like(t) if d is None else d for d, t in ((dx, x), (dw, w)))
+        geo, G, size, cl, _ = ctx.conf
+        return _ConvTranspose2d.apply(dx, w, db, geo, G, size, cl) + _ConvTranspose2d.apply(x, dw, None, geo, G, size, cl)
 
 def conv_transpose2d(x,                # Images `[N, C_in, H, W]` or one image `[C_in, H, W]`
-                     weight,           # Kernels `[C_in, C_out, kh, kw]`, as PyTorch stores them
+                     weight,           # Kernels `[C_in, C_out/groups, kh, kw]`, as PyTorch stores them
                      bias:torch.Tensor|None=None, # Optional bias `[C_out]`
                      stride=1,         # Stride of the matching convolution: an int or a pair
                      padding=0,        # Padding of the matching convolution: an int or a pair
                      output_padding=0, # Extra rows/columns at the bottom/right, below `stride` or `dilation`
+                     groups:int=1,     # Split the channels into this many groups, each with its own kernels
                      dilation=1,       # Spacing between kernel taps: an int or a pair
                     ) -> torch.Tensor:
-    "`F.conv_transpose2d` (without groups): the adjoint of `conv2d`, as one matrix product and a `col2im`"
-    x, one, ks, st, pd_, dl, size = _transpose_args(x, weight, bias, stride, padding, output_padding, dilation)
-    out = _ConvTranspose2d.apply(x, weight, bias, ks, st, pd_, dl, size)
+    "`F.conv_transpose2d`: the adjoint of `conv2d`, as one matrix product and a `col2im`"
+    x, one, G, geo, size = _transpose_args(x, weight, bias, stride, padding, output_padding, groups, dilation)
+    out = _apply(_ConvTranspose2d, x, weight, bias, geo, G, size, _cl_strides(x) or _cl_strides(weight))
     return out[0] if one else out
 
 # %% ../nbs/13_transposed.ipynb #8e41293e

@@ -28,10 +28,11 @@ def configs(draw, grouped=False):
         if kind == 'same': stride, pad = (1, 1), 'same'
         if kind == 'valid': pad = 'valid'
         one = draw(st.booleans())
+    cl = grouped and not one and draw(st.booleans())   # an input in channels-last memory
     pp = (0, 0) if isinstance(pad, str) else pad
     span = [d*(k-1) + 1 for k, d in zip(ks, dil)]
     h, w = (draw(st.integers(max(1, s - 2*p), max(1, s - 2*p) + 7)) for s, p in zip(span, pp))
-    return dict(n=n, ci=ci, co=co, g=g, h=h, w=w, ks=ks, stride=stride, padding=pad, dilation=dil, one=one,
+    return dict(n=n, ci=ci, co=co, g=g, h=h, w=w, ks=ks, stride=stride, padding=pad, dilation=dil, one=one, cl=cl,
                 bias=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)))
 
 def tensors(c):
@@ -41,6 +42,7 @@ def tensors(c):
     b = torch.randn(c['co'], generator=g) if c['bias'] else None
     kw = {k: c[k] if isinstance(c[k], str) else as_arg(c[k]) for k in ('stride', 'padding', 'dilation')}
     if c['g'] > 1: kw['groups'] = c['g']
+    if c.get('cl'): x = x.contiguous(memory_format=torch.channels_last)
     return (x[0] if c['one'] else x), wt, b, kw
 
 def check_against_pytorch(conv, c):
@@ -48,20 +50,24 @@ def check_against_pytorch(conv, c):
     x, wt, b, kw = tensors(c)
     same_as_torch(conv, F.conv2d, x, wt, b, kw, c['seed'], TOL)
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(configs())
 def test_conv2d_matches_pytorch(c): check_against_pytorch(conv2d, c)
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(configs(grouped=True))
 def test_conv2d_groups_same_unbatched_match_pytorch(c):
     "Groups (depthwise in a third of the cases), 'same'/'valid' padding and one image [C, H, W]: output and every gradient"
     check_against_pytorch(conv2d, c)
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(configs(grouped=True))
 def test_conv_unfold_matches_pytorch(c): check_against_pytorch(conv_unfold, c)
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(configs(grouped=True))
 def test_conv2d_in_slices_of_the_batch(c):
@@ -70,14 +76,14 @@ def test_conv2d_in_slices_of_the_batch(c):
     try: check_against_pytorch(conv2d, c)
     finally: m._CHUNK = old
 
-def test_output_is_channels_last_and_depthwise_takes_its_shortcut():
-    "conv2d hands back channels-last memory; groups == C goes down the depthwise path, with no im2col matrix"
+def test_depthwise_takes_its_shortcut():
+    "groups == C goes down the depthwise path, with no im2col matrix (the memory layout of every path is tested in test_dropin.py)"
     x, w = torch.randn(2, 6, 9, 7, requires_grad=True), torch.randn(12, 1, 3, 3)
-    assert conv2d(x, torch.randn(4, 6, 3, 3)).is_contiguous(memory_format=torch.channels_last)
     assert type(conv2d(x, w, groups=6).grad_fn).__name__ == '_DepthwiseBackward'
     assert type(conv2d(x, torch.randn(4, 3, 3, 3), groups=2).grad_fn).__name__ == '_Conv2dBackward'
     assert type(conv2d(x[:, :1], torch.randn(4, 1, 3, 3)).grad_fn).__name__ == '_Conv2dBackward'   # one channel: im2col, not depthwise
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 def test_grouped_configs_cover_what_they_claim():
     "The strategy really draws depthwise, grouped, 'same', 'valid' and unbatched cases, with H != W and asymmetric strides"
     seen = []
@@ -89,10 +95,11 @@ def test_grouped_configs_cover_what_they_claim():
     assert sum(c['g'] == c['ci'] == c['co'] > 1 for c in seen) >= 50                 # depthwise
     assert sum(1 < c['g'] < c['ci'] for c in seen) >= 30                            # grouped, several channels per group
     assert sum(c['padding'] == 'same' for c in seen) >= 30 and sum(c['padding'] == 'valid' for c in seen) >= 30
-    assert sum(c['one'] for c in seen) >= 100 and sum(c['h'] != c['w'] for c in seen) >= 200
+    assert sum(c['one'] for c in seen) >= 100 and sum(c['h'] != c['w'] for c in seen) >= 200 and sum(c['cl'] for c in seen) >= 40
     assert sum(c['stride'][0] != c['stride'][1] for c in seen) >= 50
     assert sum(not isinstance(c['padding'], str) and c['padding'][0] != c['padding'][1] for c in seen) >= 30
 
+@pytest.mark.slow   # a sweep of random configurations; test_dropin.py keeps a fast case of every op
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(configs())
 def test_im2col_matches_unfold(c):
@@ -140,15 +147,33 @@ def test_empty_inputs_give_what_pytorch_gives(conv, xs, ws):
     ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 3, 3)), dict(padding='full'), "padding='full'"),
     ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 3, 3), torch.zeros(1, dtype=torch.float64)), {}, 'bias is torch.float64'),
     ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 6, 3)), dict(padding=0), 'larger than the padded input (5, 5)'),
+    ((torch.zeros(2, 4, 8, 8), torch.zeros(6, 2, 3, 3)), dict(groups=3), 'groups=3 must divide the input channels (4'),
+    ((torch.zeros(2, 3, 8, 8), torch.zeros(4, 3, 3, 3)), dict(dilation=(1, -1)), 'dilation=(1, -1)'),
+    ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 3, 3)), dict(stride=(1, 2, 3)), 'stride=(1, 2, 3)'),
+    ((torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 3, 3)), dict(stride=2.5), 'stride=2.5'),
+    ((torch.zeros(1, 1, 5, 5, dtype=torch.uint8), torch.zeros(1, 1, 3, 3)), {}, 'x.float()/255'),
 ])
 @pytest.mark.parametrize('conv', [conv2d, conv_unfold])
 def test_bad_input_fails_before_any_work(monkeypatch, conv, args, kw, msg):
     "Every bad argument raises a ValueError naming it, and no padding, view or product is attempted"
     def boom(*a, **k): raise AssertionError('work started before the arguments were checked')
     for name in ('pad', 'unfold'): monkeypatch.setattr(m.F, name, boom)
-    monkeypatch.setattr(m._Conv2d, 'apply', boom)
-    monkeypatch.setattr(m, 'patches', boom)
+    for f in (m._Conv2d, m._Depthwise): monkeypatch.setattr(f, 'apply', boom)
+    for name in ('patches', '_pad', '_window_view'): monkeypatch.setattr(m, name, boom)
     with pytest.raises(ValueError) as e: conv(*args, **kw)
+    assert msg in str(e.value)
+
+@pytest.mark.parametrize('f,msg', [(lambda: im2col(torch.zeros(1, 1, 5, 5), 3, dilation=-1), 'dilation=-1'),
+                                   (lambda: im2col(torch.zeros(1, 1, 5, 5), 3, padding=-1), 'padding=-1'),
+                                   (lambda: im2col(torch.zeros(1, 1, 5, 5), (3, 3, 3)), 'ks=(3, 3, 3)'),
+                                   (lambda: im2col(torch.zeros(1, 1, 5, 5), 2.5), 'ks=2.5'),
+                                   (lambda: im2col(torch.zeros(5, 5), 2), 'shape (5, 5)'),
+                                   (lambda: col2im(torch.zeros(2, 18, 36), (7, 9), 3), '(2, 18, 36)')])
+def test_bad_im2col_arguments_fail_before_any_work(monkeypatch, f, msg):
+    "im2col, patches and col2im name the bad argument, before any view is built"
+    def boom(*a, **k): raise AssertionError('work started before the arguments were checked')
+    for name in ('_pad', '_window_view', '_fold_'): monkeypatch.setattr(m, name, boom)
+    with pytest.raises(ValueError) as e: f()
     assert msg in str(e.value)
 
 def test_speed_table_rows():
@@ -163,14 +188,16 @@ def test_speed_table_rows():
         assert df.loc[('tiny, bs=2', 'train'), col] == pytest.approx(df.loc[('conv 1->2, 8x8', 'train'), col] + both.loc['conv 2->3, 4x4', col])
         assert df.loc[('tiny, bs=2', 'fwd+bwd'), col] == pytest.approx(both.iloc[:-1][col].sum())
     with pytest.raises(ValueError, match='specs is empty'): speed_table([], bs=2)
+    with pytest.raises(ValueError, match='repeats=0'): speed_table(specs, repeats=0)
+    with pytest.raises(ValueError, match="'sundial'"): speed_table(specs, clock='sundial')
 
 def test_training_pass_skips_the_input_gradient(monkeypatch):
     "The 'train' pass of the first layer really runs backward without the input gradient, for our conv2d"
     seen = []
     orig = m._Conv2d.backward
-    def spy(ctx, go):
+    def spy(ctx, *grads):
         seen.append(ctx.needs_input_grad[0])
-        return orig(ctx, go)
+        return orig(ctx, *grads)
     monkeypatch.setattr(m._Conv2d, 'backward', staticmethod(spy))
     from torch import nn
     x, w, b = (torch.randn(s, requires_grad=True) for s in ((2, 1, 6, 6), (2, 1, 3, 3), (2,)))

@@ -79,7 +79,8 @@ def test_conv_random_configs_match_nn(ci, co, g, ks, stride, pad, dil, bias, one
                                      (lambda: Conv2d(1, 4, 3, padding=-1), 'padding=-1'), (lambda: Conv2d(1, 4, 3, dilation=0), 'dilation=0'),
                                      (lambda: Conv2d(1, 4, 3, padding='full'), "padding"), (lambda: Conv2d(4, 6, 3, groups=4), 'divisible by groups'),
                                      (lambda: MaxPool2d(0), 'ks=0'), (lambda: MaxPool2d(2, stride=0), 'stride=0'),
-                                     (lambda: AvgPool2d(2, padding=-1), 'padding=-1'), (lambda: MaxPool2d(2, dilation=0), 'dilation=0')])
+                                     (lambda: AvgPool2d(2, padding=-1), 'padding=-1'), (lambda: MaxPool2d(2, dilation=0), 'dilation=0'),
+                                     (lambda: Conv2d(1, 4, (3, 3, 3)), 'ks=(3, 3, 3)'), (lambda: AvgPool2d(2, divisor_override=0), 'divisor_override must not be 0')])
 def test_bad_arguments_fail_when_the_layer_is_made(bad, msg):
     with pytest.raises(ValueError) as e: bad()
     assert msg in str(e.value)
@@ -152,9 +153,16 @@ def test_conversion_keeps_flags_and_settings():
     assert (p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode) == (3, 2, 1, 2, True)
     assert (a.kernel_size, a.stride, a.padding, a.ceil_mode, a.count_include_pad) == (2, 1, 1, True, False)
 
-def test_unsupported_options_are_refused_with_the_layers_name():
-    with pytest.raises(ValueError, match=r"layer '1\.0' .*returns indices"): to_ours(nn.Sequential(nn.ReLU(), nn.Sequential(nn.MaxPool2d(2, return_indices=True))))
-    with pytest.raises(ValueError, match="divisor_override"): to_ours(nn.AvgPool2d(2, divisor_override=2))
+def test_every_pooling_option_converts():
+    "return_indices and divisor_override convert too, and give PyTorch's answers (refusals are tested in test_dropin.py)"
+    x = torch.randn(2, 3, 9, 11, generator=torch.Generator().manual_seed(0))
+    m = nn.Sequential(nn.ReLU(), nn.Sequential(nn.MaxPool2d(3, 2, 1, return_indices=True)))
+    o = to_ours(m)
+    assert type(o[1][0]) is MaxPool2d and o[1][0].return_indices
+    for a, r in zip(o(x), m(x)): assert torch.equal(a, r)
+    a = nn.AvgPool2d(3, 2, 1, ceil_mode=True, divisor_override=2)
+    assert_close(to_ours(a)(x), a(x), rtol=1e-6, atol=1e-6)
+    assert_close(AvgPool2d(2, divisor_override=3)(x), nn.AvgPool2d(2, divisor_override=3)(x), rtol=1e-6, atol=1e-6)
 
 @pytest.mark.parametrize('make', [simple_cnn, better_cnn, lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3, dilation=2),
                                                                                  nn.AvgPool2d(3, 2, 1, ceil_mode=True), nn.Conv2d(8, 8, 2, padding='same'))])
@@ -202,11 +210,13 @@ def test_step_times():
         with pytest.raises(ValueError, match=msg): step_times(**{'arch': 'simple', 'bs': 2, 'repeats': 1, **kw})
 
 def test_layers_inside_a_channels_last_model():
-    "Our conv2d hands the next layer a channels-last tensor; a model on our layers still computes what PyTorch's does, in either layout"
+    "Our layers hand on the layout PyTorch's would: the usual one in a usual model, channels-last in a channels-last one; the same answers in both"
     torch.manual_seed(0)
     m = better_cnn().eval()
     o = to_ours(m)
     x = torch.rand(3, 1, 28, 28)
     with torch.no_grad():
-        assert o[0][0](x).is_contiguous(memory_format=torch.channels_last)
-        assert_close(o.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last)), m(x), **TOL)
+        assert o[0][0](x).is_contiguous() and o[1][0](torch.rand(3, 16, 28, 28)).is_contiguous()
+        ocl, xcl = to_ours(m).to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        assert ocl[1][0](o[0](x).contiguous(memory_format=torch.channels_last)).is_contiguous(memory_format=torch.channels_last)
+        assert_close(ocl(xcl), m(x), **TOL)
