@@ -21,7 +21,7 @@ from .checks import as_int, check_2d
 __all__ = ['COLUMN_PX', 'LABEL_PX', 'CELL_PX', 'set_alt', 'alt_text', 'retina_png', 'show_image', 'subplots', 'get_grid',
            'show_images', 'show_kernel', 'show_kernels', 'text_px', 'draw_conv_step', 'drawn_output', 'wide_figure',
            'scroll_html', 'figure_html', 'steps_alt', 'show_steps', 'steps_gif', 'gif_html', 'live_frontend',
-           'step_explorer', 'image_b64', 'page_widget']
+           'step_explorer', 'image_b64', 'asset_text', 'page_html', 'page_widget']
 
 # %% ../nbs/02_plotting.ipynb #3a30d598
 def set_alt(fig:Figure|Axes, # A matplotlib figure, or one of its axes
@@ -520,17 +520,27 @@ def image_b64(img:torch.Tensor, # 2-D image with values in [0, 1]
     b = (check_2d(torch.as_tensor(img).detach().cpu().float(), 'img')*255).round().clamp(0, 255).to(torch.uint8)
     return base64.b64encode(b.numpy().tobytes()).decode()
 
-def _asset_text(name): return (resources.files('miniconv')/'assets'/name).read_text(encoding='utf-8')
+def asset_text(name:str, # A file of `miniconv/assets`, e.g. `'widgets.css'`
+              ) -> str:
+    "The text of the asset `name`: the page widgets inline their scripts and styles"
+    return (resources.files('miniconv')/'assets'/name).read_text(encoding='utf-8')
+
+def page_html(figure:str, # The widget's `<figure>`, which its script builds on
+              css:str,    # Its stylesheet in `miniconv/assets`
+              js:str,     # Its script in `miniconv/assets`
+             ):
+    "`figure` with `widget_base.css` and `css` before it and `widget_base.js` and `js` after it, all inlined: a page that fetches nothing"
+    from IPython.display import HTML  # imported here: the rest of the module works without IPython
+    return HTML(f'<style>\n{asset_text("widget_base.css")}{asset_text(css)}</style>\n{figure}'
+                f'<script>\n{asset_text("widget_base.js")}{asset_text(js)}</script>\n')
 
 def page_widget(name:str,    # The widget: its script `miniconv/assets/{name}.js` builds it in `<figure class="mc-{name}">`
                 data:dict,   # What the script needs, put in the figure as JSON
                 caption:str, # What the widget shows and how to use it (HTML), under it
                 noscript:str='This widget needs JavaScript.', # What shows where scripts do not run
                ):
-    "A widget for the page: a `<figure>` with `data` as JSON and a caption, and `widgets.css` and the widget's script inlined"
-    from IPython.display import HTML  # imported here: the rest of the module works without IPython
+    "A widget for the page: a `<figure>` with `data` as JSON and a caption, with `widgets.css` and the widget's script (`page_html`)"
     js = json.dumps(data, separators=(',', ':')).replace('</', '<\\/')  # the data can't close its <script>
-    return HTML(f'<style>\n{_asset_text("widgets.css")}</style>\n'
-                f'<figure class="mc-widget mc-{name}">\n<script type="application/json" class="mc-data">{js}</script>\n'
-                f'<noscript><p>{html.escape(noscript)}</p></noscript>\n<figcaption>{caption}</figcaption>\n</figure>\n'
-                f'<script>\n{_asset_text(name + ".js")}</script>\n')
+    return page_html(f'<figure class="mc-widget mc-{name}">\n<script type="application/json" class="mc-data">{js}</script>\n'
+                     f'<noscript><p>{html.escape(noscript)}</p></noscript>\n<figcaption>{caption}</figcaption>\n</figure>\n',
+                     'widgets.css', name + '.js')

@@ -5,7 +5,6 @@
 # %% ../nbs/06_strides_padding.ipynb #3602fa6e
 from __future__ import annotations
 import html, json
-from importlib import resources
 from types import SimpleNamespace
 
 import fastcore.all as fc
@@ -13,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import as_int, as_pair
-from .plotting import show_steps, steps_alt, steps_gif, step_explorer, live_frontend
+from .plotting import show_steps, steps_alt, steps_gif, step_explorer, live_frontend, page_html
 from .plotting import COLUMN_PX, LABEL_PX, CELL_PX, draw_conv_step, drawn_output, text_px, gif_html  # defined here before; importable from here still
 
 # %% auto #0
@@ -211,8 +210,6 @@ def conv_explorer(h:int=5,        # Input height H
                          refused='PyTorch refuses this layer')
 
 # %% ../nbs/06_strides_padding.ipynb #255da055
-def _asset(name): return (resources.files('miniconv')/'assets'/name).read_text(encoding='utf-8')
-
 _CAPTION = ("<b>Convolution explorer.</b> Choose the input size H × W, the kernel size k, the stride s, the padding p and "
             "the dilation d. Move the window with the step slider, the ‹ › buttons, a tap on an output cell, or the arrow "
             "keys on the drawing. The shaded cells are the kernel's taps, the dashed outline is the span they reach, "
@@ -228,16 +225,13 @@ def explorer_html(h:int=5,        # Input height H
                   dilation:int=1, # Spacing between the kernel's taps
                   step:int=0,     # Window to show first (0 is the first)
                  ):
-    "The convolution explorer as one piece of HTML with its CSS and script inlined (`miniconv/assets/conv_explorer.*`)"
-    from IPython.display import HTML  # imported here: the rest of the module works without IPython
+    "The convolution explorer as one piece of HTML with its CSS and script inlined (`miniconv/assets/conv_explorer.*`, `page_html`)"
     a = {**_explorer_settings(h=h, w=w, ks=ks, stride=stride, padding=padding, dilation=dilation), 'step': as_int(step, 'step')}
     attrs = ' '.join(f'data-{k}="{v}"' for k, v in a.items())  # integers only; the script refuses what PyTorch refuses
     ranges = html.escape(json.dumps({k: list(v) for k, v in EXPLORER_RANGES.items()}))
-    return HTML(f'<style>\n{_asset("conv_explorer.css")}</style>\n'
-                f'<figure class="mc-explorer" {attrs} data-ranges="{ranges}">\n'
-                f'<noscript><p>This explorer needs JavaScript; the figures above show the same steps.</p></noscript>\n'
-                f'<figcaption>{_CAPTION}</figcaption>\n</figure>\n'
-                f'<script>\n{_asset("conv_explorer.js")}</script>\n')
+    return page_html(f'<figure class="mc-explorer" {attrs} data-ranges="{ranges}">\n'
+                     f'<noscript><p>This explorer needs JavaScript; the figures above show the same steps.</p></noscript>\n'
+                     f'<figcaption>{_CAPTION}</figcaption>\n</figure>\n', 'conv_explorer.css', 'conv_explorer.js')
 
 # %% ../nbs/06_strides_padding.ipynb #58cfe6d7
 def pool_out_size(n:int,              # Length of the input along this axis

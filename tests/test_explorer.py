@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from miniconv.plotting import drawn_output
+from miniconv.plotting import asset_text, drawn_output
 from miniconv.strides_padding import (EXPLORER_RANGES, FORMULA, conv_explorer, conv_formula, conv_out_size, conv_steps,
                                       explorer_html, _demo)
 
@@ -297,3 +297,13 @@ def test_widget_explorer():
     assert 'image/png' not in ex._repr_mimebundle_()
     ex.sliders['stride'].value = 1
     assert not ex.step.disabled and ex.step.max == conv_out_size(5, 3, 1, 1, 2)**2
+
+
+def test_saved_output_current():
+    "The chapter's saved output, which the site shows, holds today's explorer: the shared styles and helpers, then its own"
+    d = json.loads((Path(__file__).resolve().parents[1]/'nbs'/'06_strides_padding.ipynb').read_text(encoding='utf-8'))
+    outs = [h for c in d['cells'] for o in c.get('outputs', []) for h in [''.join(o.get('data', {}).get('text/html', ''))]
+            if '<figure class="mc-explorer"' in h]
+    assert len(outs) == 1, f"{len(outs)} outputs with the explorer"
+    assert all(asset_text(a) in outs[0] for a in ('widget_base.css', 'conv_explorer.css', 'widget_base.js', 'conv_explorer.js')), \
+        "06_strides_padding.ipynb is older than its assets: re-run it"

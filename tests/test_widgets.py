@@ -31,7 +31,7 @@ from miniconv.cnn import simple_cnn
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_thread')]  # Chromium: `make check` skips it
 
 ASSETS = Path(miniconv.__file__).parent/'assets'
-NEW_ASSETS = ('widgets.css', 'kernel_playground.js', 'live_cnn.js', 'field_picker.js', LIVE_WEIGHTS)
+NEW_ASSETS = ('widget_base.css', 'widget_base.js', 'widgets.css', 'kernel_playground.js', 'live_cnn.js', 'field_picker.js', LIVE_WEIGHTS)
 KERNELS = dict(top_edge=top_edge, left_edge=left_edge, diag1_edge=diag1_edge, diag2_edge=diag2_edge,
                sym=torch.tensor([[1., 2, 1], [2, 4, 2], [1, 2, 1]]))
 
@@ -280,12 +280,13 @@ def test_weights_reproducible(weights, data):
                                      ('09_receptive_field.ipynb', 'field_picker')])
 def test_saved_output_current(nb, name, weights):
     "The chapter's saved output, which the site shows, holds today's script and styles (and, for the live CNN, the asset's weights)"
-    from miniconv.plotting import _asset_text
+    from miniconv.plotting import asset_text
     d = json.loads((Path(__file__).resolve().parents[1]/'nbs'/nb).read_text(encoding='utf-8'))
     outs = [h for c in d['cells'] for o in c.get('outputs', []) for h in [''.join(o.get('data', {}).get('text/html', ''))]
             if f'<figure class="mc-widget mc-{name}">' in h.split('<script>\n')[0]]
     assert len(outs) == 1, f"{nb}: {len(outs)} outputs with the {name} widget"
-    assert _asset_text(f'{name}.js') in outs[0] and _asset_text('widgets.css') in outs[0], f"{nb} is older than its assets: re-run it"
+    assert all(asset_text(a) in outs[0] for a in ('widget_base.css', 'widgets.css', 'widget_base.js', f'{name}.js')), \
+        f"{nb} is older than its assets: re-run it"
     if name == 'live_cnn':
         data = json.loads(outs[0].split('class="mc-data">')[1].split('</script>')[0])
         assert data['net'] == weights, f"{nb}'s page holds other weights than {LIVE_WEIGHTS}"

@@ -26,7 +26,7 @@
   'use strict';
   if (window.MiniconvExplorer) { window.MiniconvExplorer.mountAll(); return; }  // the script is on the page twice
 
-  var SVGNS = 'http://www.w3.org/2000/svg';
+  var B = window.MiniconvBase, el = B.el;  // widget_base.js, inlined before this script
   var FORMULA = '⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1';  // FORMULA in miniconv.strides_padding
   // The sliders: state key and label. Their ranges come from the figure's data-ranges, which explorer_html() writes
   // from EXPLORER_RANGES in miniconv.strides_padding (stride, padding and dilation reach one notch into what PyTorch
@@ -72,12 +72,6 @@
 
   // ---- Small DOM helpers ---------------------------------------------------------------------------------------
 
-  function el(tag, attrs, parent, ns) {
-    var e = ns ? document.createElementNS(SVGNS, tag) : document.createElement(tag);
-    for (var k in attrs) e.setAttribute(k, attrs[k]);
-    if (parent) parent.appendChild(e);
-    return e;
-  }
   function list(a) { return a.length < 2 ? String(a[0]) : a.slice(0, -1).join(', ') + ' and ' + a[a.length - 1]; }
 
   // ---- One explorer --------------------------------------------------------------------------------------------
@@ -88,8 +82,7 @@
     fig.explorer = this;
     this.state = {h: +d.h, w: +d.w, ks: +d.ks, stride: +d.stride, padding: +d.padding, dilation: +d.dilation, step: +(d.step || 0)};
     var ranges = JSON.parse(d.ranges);  // {key: [min, max]} for every slider
-    var cap = fig.querySelector('figcaption');
-    function before(e) { fig.insertBefore(e, cap); return e; }
+    var before = B.before(fig);
 
     // The sliders, each with a label and the value it shows
     var box = before(el('div', {'class': 'mc-controls', role: 'group', 'aria-label': 'Convolution settings'}));
@@ -303,11 +296,6 @@
 
   // ---- Start -------------------------------------------------------------------------------------------------
 
-  function mountAll() {
-    var figs = document.querySelectorAll('figure.mc-explorer');
-    for (var n = 0; n < figs.length; n++) if (!figs[n].explorer) new Explorer(figs[n]);
-  }
+  var mountAll = B.mount('figure.mc-explorer', 'explorer', function (f) { new Explorer(f); });
   window.MiniconvExplorer = {outSize: outSize, FORMULA: FORMULA, mountAll: mountAll};
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mountAll);
-  else mountAll();
 })();

@@ -17,16 +17,9 @@
   'use strict';
   if (window.MiniconvPicker) { window.MiniconvPicker.mountAll(); return; }
 
-  var SVGNS = 'http://www.w3.org/2000/svg', n = 0;
+  var B = window.MiniconvBase, el = B.el, bytes = B.bytes, n = 0;  // widget_base.js, inlined before this script
   var WIDTH = [224, 336, 168, 128, 80, 48];  // CSS pixels of each grid, the input first: units of the layers are >= 24 px
 
-  function el(tag, attrs, parent, svg) {
-    var e = svg ? document.createElementNS(SVGNS, tag) : document.createElement(tag);
-    for (var k in attrs) e.setAttribute(k, attrs[k]);
-    if (parent) parent.appendChild(e);
-    return e;
-  }
-  function bytes(b64) { var s = atob(b64), a = new Uint8Array(s.length); for (var i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return a; }
   function span(a, b, what) { return a === b ? what + ' ' + a : what + 's ' + a + '–' + b; }
 
   function Picker(fig) {
@@ -35,9 +28,8 @@
     this.fig = fig; fig.picker = this;
     this.grids = data.grids; this.fields = data.fields;
     this.sel = {};  // the last unit chosen in each layer
-    var cap = fig.querySelector('figcaption');
-    var box = fig.insertBefore(el('div', {'class': 'mc-grids'}), cap);
-    this.status = fig.insertBefore(el('p', {'class': 'mc-status', id: id + '-status', 'aria-live': 'polite'}), cap);
+    var before = B.before(fig), box = before(el('div', {'class': 'mc-grids'}));
+    this.status = before(el('p', {'class': 'mc-status', id: id + '-status', 'aria-live': 'polite'}));
     var img = bytes(data.img);
     this.views = this.grids.map(function (g, k) {
       var wrap = el('div', {'class': 'mc-grid'}, box);
@@ -123,9 +115,5 @@
     return res;
   };
 
-  function mountAll() {
-    Array.prototype.forEach.call(document.querySelectorAll('figure.mc-field_picker'), function (f) { if (!f.picker) new Picker(f); });
-  }
-  window.MiniconvPicker = {mountAll: mountAll};
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mountAll); else mountAll();
+  window.MiniconvPicker = {mountAll: B.mount('figure.mc-field_picker', 'picker', function (f) { new Picker(f); })};
 })();

@@ -21,13 +21,7 @@
                 '#b2182b', '#67001f'].map(function (h) { return [1, 3, 5].map(function (i) { return parseInt(h.substr(i, 2), 16); }); });
   var KS = 3, n = 0;
 
-  function el(tag, attrs, parent) {
-    var e = document.createElement(tag);
-    for (var k in attrs) e.setAttribute(k, attrs[k]);
-    if (parent) parent.appendChild(e);
-    return e;
-  }
-  function bytes(b64) { var s = atob(b64), a = new Uint8Array(s.length); for (var i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return a; }
+  var B = window.MiniconvBase, el = B.el;  // widget_base.js, inlined before this script
   function fmt(v) { return (Math.abs(v) < 5e-5 ? 0 : v).toFixed(Math.abs(v) >= 10 ? 1 : 2); }
 
   // The colour of t in [-1, 1] on RdBu_r, as [r, g, b] (linear between the 11 anchors, as matplotlib interpolates)
@@ -58,18 +52,12 @@
     var self = this, id = 'mc-kp-' + (++n);
     var data = JSON.parse(fig.querySelector('script.mc-data').textContent);
     this.fig = fig; fig.playground = this;
-    this.digits = data.digits.map(function (d) {
-      var px = bytes(d.pixels), img = new Float64Array(px.length);
-      for (var i = 0; i < px.length; i++) img[i] = px[i] / 255;
-      return {label: d.label, img: img, h: d.h, w: d.w};
-    });
+    this.digits = data.digits.map(function (d) { return {label: d.label, img: B.grey(d.pixels), h: d.h, w: d.w}; });
     this.kernels = data.kernels;
-    var cap = fig.querySelector('figcaption');
-    function before(e) { fig.insertBefore(e, cap); return e; }
+    var before = B.before(fig);
 
     var row = before(el('div', {'class': 'mc-row'}));
-    var left = el('div', {'class': 'mc-panel'}, row);
-    el('p', {'class': 'mc-title', id: id + '-w'}, left).textContent = 'Kernel weights';
+    var left = B.panel(row, 'Kernel weights', id + '-w');
     this.grid = el('div', {'class': 'mc-weights', role: 'group', 'aria-labelledby': id + '-w'}, left);
     this.inputs = [];
     for (var u = 0; u < KS; u++) for (var v = 0; v < KS; v++) {
@@ -94,11 +82,9 @@
     }
 
     var pics = el('div', {'class': 'mc-row'}, row);
-    var p1 = el('div', {'class': 'mc-panel'}, pics);
-    el('p', {'class': 'mc-title'}, p1).textContent = 'Digit';
+    var p1 = B.panel(pics, 'Digit');
     this.digitCanvas = el('canvas', {'class': 'mc-px', role: 'img'}, p1);
-    var p2 = el('div', {'class': 'mc-panel'}, pics);
-    el('p', {'class': 'mc-title'}, p2).textContent = 'Response';
+    var p2 = B.panel(pics, 'Response');
     this.respCanvas = el('canvas', {'class': 'mc-px mc-resp', role: 'img'}, p2);
     var scale = el('div', {'class': 'mc-scale', 'aria-hidden': 'true'}, p2);
     this.lo = el('span', {}, scale);
@@ -165,11 +151,6 @@
   Playground.prototype.response = function () { return Array.from(this.last.data); };
   Playground.prototype.colour = function (v) { return colour(v / this.vmax); };
 
-  function mountAll() {
-    Array.prototype.forEach.call(document.querySelectorAll('figure.mc-kernel_playground'), function (f) {
-      if (!f.playground) new Playground(f);
-    });
-  }
+  var mountAll = B.mount('figure.mc-kernel_playground', 'playground', function (f) { new Playground(f); });
   window.MiniconvPlayground = {mountAll: mountAll, colour: colour, correlate: correlate};
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mountAll); else mountAll();
 })();

@@ -21,13 +21,7 @@
 
   var SIZE = 280, PEN = 22, N = 28, BOX = 20, n = 0;
 
-  function el(tag, attrs, parent) {
-    var e = document.createElement(tag);
-    for (var k in attrs) e.setAttribute(k, attrs[k]);
-    if (parent) parent.appendChild(e);
-    return e;
-  }
-  function bytes(b64) { var s = atob(b64), a = new Uint8Array(s.length); for (var i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return a; }
+  var B = window.MiniconvBase, el = B.el, bytes = B.bytes;  // widget_base.js, inlined before this script
   function floats(b64) {  // little-endian float32, as numpy writes them
     var b = bytes(b64), dv = new DataView(b.buffer), out = new Float64Array(b.length / 4);
     for (var i = 0; i < out.length; i++) out[i] = dv.getFloat32(4 * i, true);
@@ -133,17 +127,12 @@
     this.net = data.net.layers.map(function (L) {
       return {w: floats(L.w), b: floats(L.b), shape: L.shape, stride: L.stride, padding: L.padding, relu: L.relu};
     });
-    this.digits = data.digits.map(function (d) {
-      var px = bytes(d.pixels);
-      return {label: d.label, img: Array.from(px, function (v) { return v / 255; })};
-    });
+    this.digits = data.digits.map(function (d) { return {label: d.label, img: B.grey(d.pixels)}; });
     this.names = data.names;
-    var cap = fig.querySelector('figcaption');
-    function before(e) { fig.insertBefore(e, cap); return e; }
+    var before = B.before(fig);
 
     var row = before(el('div', {'class': 'mc-row'}));
-    var pad = el('div', {'class': 'mc-panel'}, row);
-    el('p', {'class': 'mc-title', id: id + '-pad'}, pad).textContent = 'Draw a digit here';
+    var pad = B.panel(row, 'Draw a digit here', id + '-pad');
     this.canvas = el('canvas', {'class': 'mc-draw', width: SIZE, height: SIZE, role: 'img', 'aria-labelledby': id + '-pad',
                                 'aria-describedby': id + '-status'}, pad);
     this.ctx = this.canvas.getContext('2d', {willReadFrequently: true});
@@ -156,8 +145,7 @@
     lab.appendChild(document.createTextNode('Centre and scale as MNIST'));
     this.centred.addEventListener('change', function () { self.update(); });
 
-    var seen = el('div', {'class': 'mc-panel'}, row);
-    el('p', {'class': 'mc-title'}, seen).textContent = 'What the model sees';
+    var seen = B.panel(row, 'What the model sees');
     this.seen = el('canvas', {'class': 'mc-px mc-seen', role: 'img'}, seen);
     el('p', {'class': 'mc-title', style: 'margin-top:.6rem'}, seen).textContent = 'Class probabilities';
     this.probs = el('ol', {'class': 'mc-probs', start: 0}, seen);
@@ -301,9 +289,6 @@
     L.maps.setAttribute('aria-label', L.title.textContent);
   };
 
-  function mountAll() {
-    Array.prototype.forEach.call(document.querySelectorAll('figure.mc-live_cnn'), function (f) { if (!f.liveCnn) new LiveCnn(f); });
-  }
+  var mountAll = B.mount('figure.mc-live_cnn', 'liveCnn', function (f) { new LiveCnn(f); });
   window.MiniconvLiveCnn = {mountAll: mountAll, forward: forward, preprocess: preprocess};
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mountAll); else mountAll();
 })();
