@@ -44,3 +44,22 @@ def test_the_import_scan_sees_all_three_forms():
     "A check of the check: each way of importing a module is seen"
     assert imported("from miniconv.im2col import conv2d\nimport miniconv.data as d\nfrom miniconv import cnn, layers") == \
         {'im2col', 'data', 'cnn', 'layers'}
+
+IMPORT = re.compile(r'(from \S+ import |import )\S')
+def mixed_import_cells(p):
+    "Code cells, outside `#| export`, that hold an import and other code: nbdev's docs build runs each such cell alone and fails on its other names"
+    for src in cells(p):
+        lines = [l for l in src.splitlines() if l.strip() and not l[0].isspace() and not l.startswith('#')]  # indented: inside a statement
+        if src.startswith('#| export') or 'show_doc' in src or not lines: continue
+        imps = [l for l in lines if IMPORT.match(l)]
+        if imps and len(imps) < len(lines): yield lines[0]
+
+@pytest.mark.parametrize('nb', sorted(NBS.glob('**/*.ipynb')), ids=lambda p: str(p.relative_to(NBS)))
+def test_imports_have_cells_of_their_own(nb):
+    assert not list(mixed_import_cells(nb)), f"{nb.name}: split the import from the code (nbdev runs import cells on their own when it builds the docs): {list(mixed_import_cells(nb))}"
+
+def test_the_mixed_import_scan_finds_one(tmp_path):
+    p = tmp_path/'x.ipynb'
+    p.write_text(json.dumps({'cells': [{'cell_type': 'code', 'source': ['import torch\n', 'x = torch.ones(2)']},
+                                       {'cell_type': 'code', 'source': ['import torch']}]}))
+    assert list(mixed_import_cells(p)) == ['import torch']
