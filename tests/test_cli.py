@@ -232,7 +232,9 @@ def test_piped_output_has_no_bar_frames():
 @pytest.mark.slow
 def test_closed_pipe_is_not_a_traceback():
     "As `miniconv_train ... | head -1`: the reader takes one line and goes away; the command stops quietly"
-    p = subprocess.Popen([*CMD, *QUICK], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    # far more epochs than any machine trains before the reader goes, so that a line is always written after it went
+    endless = [*QUICK[:4], '--epochs', '10000', *QUICK[6:]]
+    p = subprocess.Popen([*CMD, *endless], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     first = p.stdout.readline()
     p.stdout.close()  # what head does after its line
     err = p.stderr.read()
@@ -346,7 +348,8 @@ def test_sigint_mid_training_is_one_line_and_keeps_the_old_checkpoint(tmp_path):
     ck = tmp_path/'m.pt'
     save_model(simple_cnn(), ck, 'simple', accuracy=0.5)
     before = ck.read_bytes()
-    args = ['--arch', 'simple', '--source', 'subset', '--epochs', '20', '--seed', '0', '--save', ck]
+    # far more epochs than any machine trains before the signal arrives, however long this process waits for the CPU
+    args = ['--arch', 'simple', '--source', 'subset', '--epochs', '10000', '--seed', '0', '--save', ck]
     with subprocess.Popen([*CMD, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) as p:
         lines = [p.stdout.readline() for _ in range(3)]  # the header, the column names, the first epoch
         p.send_signal(signal.SIGINT)
