@@ -350,7 +350,10 @@ def test_sigint_mid_training_is_one_line_and_keeps_the_old_checkpoint(tmp_path):
     before = ck.read_bytes()
     # far more epochs than any machine trains before the signal arrives, however long this process waits for the CPU
     args = ['--arch', 'simple', '--source', 'subset', '--epochs', '10000', '--seed', '0', '--save', ck]
-    with subprocess.Popen([*CMD, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) as p:
+    # Ctrl-C as a terminal delivers it: a command started in the background (`cmd &`, as CI may run us) inherits SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt; the command starts as one typed at a prompt does
+    dfl = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    with subprocess.Popen([*CMD, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=dfl) as p:
         lines = [p.stdout.readline() for _ in range(3)]  # the header, the column names, the first epoch
         p.send_signal(signal.SIGINT)
         err, rc = p.stderr.read(), p.wait(timeout=120)
