@@ -206,21 +206,53 @@ def _image_weight_grad(go, cols, wshape):
     N, G = cols.shape[:2]
     return (go.reshape(N, G, wshape[0]//G, -1) @ cols.mT).sum(0).view(wshape)
 
+def _empty(like, shape, cl):
+    "An uninitialised tensor of `shape` `[N, ..., H, W]`, in channels-last memory if `cl`"
+    return like.new_empty(shape[0], *shape[-2:], *shape[1:-2]).permute(0, *range(3, len(shape)), 1, 2) if cl else like.new_empty(shape)
+
 def _zeros(like, shape, cl):
     "Zeros of `shape` `[N, ..., H, W]`, in channels-last memory if `cl`"
-    return like.new_zeros(shape[0], *shape[-2:], *shape[1:-2]).permute(0, *range(3, len(shape)), 1, 2) if cl else like.new_zeros(shape)
+    return _empty(like, shape, cl).zero_()
+
+def _fold_groups_(buf, p, stride, dilation, first=False):
+    "Add the patch gradient `p` `[n, G, Cg, kh, kw, oh, ow]` into `buf` `[n, G, Cg, Hb, Wb]`, padded wide enough for every window: taps whose windows don't overlap in one step (a 3x3 kernel's 9 taps in 4 at stride 2); the first group copied, not added, if `first`"
+    *_, kh, kw, oh, ow = p.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    gh, gw = max(1, min(kh, sh//dh)), max(1, min(kw, sw//dw))           # taps per group on each axis: their spacing times their number fits in a step
+    for i in range(0, kh, gh):
+        for j in range(0, kw, gw):
+            a, b = min(gh, kh - i), min(gw, kw - j)
+            v = buf[..., i*dh:i*dh + sh*oh, j*dw:j*dw + sw*ow].unflatten(-1, (ow, sw)).unflatten(-3, (oh, sh))   # [n, G, Cg, oh, sh, ow, sw]
+            v = v[..., :dh*a:dh, :, :dw*b:dw].permute(0, 1, 2, 4, 6, 3, 5)                                     # [n, G, Cg, a, b, oh, ow]
+            if first and i == j == 0: v.copy_(p[..., :a, :b, :, :])
+            else: v.add_(p[..., i:i+a, j:j+b, :, :])
+    return buf
+
+def _padded_fold(p, size, stride, padding, dilation, cl):
+    "`col2im` of a slice `p` `[n, G, Cg, kh, kw, oh, ow]` into a padded image in channels-last memory if `cl`, then cut to `size` `(H, W)`: a view"
+    *_, kh, kw, oh, ow = p.shape
+    (H, W), (sh, sw), (ph, pw), (dh, dw) = size, stride, padding, dilation
+    Hb, Wb = max(H + 2*ph, sh*oh + dh*(kh - 1)), max(W + 2*pw, sw*ow + dw*(kw - 1))
+    buf = _empty(p, (*p.shape[:3], Hb, Wb), cl)
+    tile = dh == dw == 1 and sh <= kh and sw <= kw                       # the first group's windows tile the top-left `[sh*oh, sw*ow]`
+    if not tile: buf.zero_()
+    else:
+        buf[..., sh*oh:, :].zero_()
+        buf[..., :sh*oh, sw*ow:].zero_()
+    return _fold_groups_(buf, p, stride, dilation, first=tile)[..., ph:ph+H, pw:pw+W]
 
 def _input_grad(g, w, xshape, geo, G, ti, cl):
-    "`col2im(g @ W.T)`, computed and folded back a slice of the batch at a time, then laid out as `x` is (`cl`)"
+    "`col2im(g @ W.T)` laid out as `x` is (`cl`), computed and folded back a slice of the batch at a time"
     (kh, kw), st, pd_, dl, (oh, ow) = geo
     (N, C, H, W), Cg, wt = xshape, w.shape[1], _weights(w, G, ti).mT      # wt: [G, O/G, taps]
-    buf = _zeros(g, (N, G, Cg, H, W), ti)                                   # channels-last where the columns are
+    out = (_zeros if ti == cl else _empty)(g, (N, G, Cg, H, W), cl)
     k = max(1, _CHUNK//(oh*ow*kh*kw*C*g.element_size()))                    # images per slice of the batch
     for n0 in range(0, N, k):  # a few MB at a time, where the whole would be as big as the columns
         gp = _mm(g[:, n0*oh*ow:(n0+k)*oh*ow], wt, t=not ti).unflatten(1, (-1, oh, ow)).permute(1, 0, 4, 2, 3)   # [n, G, taps, oh, ow]
         gp = gp.unflatten(2, (kh, kw, Cg)).permute(0, 1, 4, 2, 3, 5, 6) if ti else gp.unflatten(2, (Cg, kh, kw))
-        _fold_(buf[n0:n0+k], gp, st, pd_, dl)                                # gp: [n, G, Cg, kh, kw, oh, ow]
-    return _in_format(buf.flatten(1, 2), cl)
+        if ti == cl: _fold_(out[n0:n0+k], gp, st, pd_, dl)                 # gp: [n, G, Cg, kh, kw, oh, ow], in the output's layout
+        else: out[n0:n0+k] = _padded_fold(gp, (H, W), st, pd_, dl, ti)     # folded in the columns' layout; the copy changes it
+    return out.flatten(1, 2)
 
 class _Conv2d(torch.autograd.Function):
     "Forward: `im2col` and one matrix product per group. Backward: the product rule, in differentiable steps, so it has a gradient of its own"
@@ -247,9 +279,9 @@ class _Conv2d(torch.autograd.Function):
         geo, G, cl, ti, pi, has_b = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         if torch.is_grad_enabled() and need_x and need_w: cols = _columns(x, geo, G, ti, pi)  # a second derivative needs cols as a function of x
-        g = _out_grad(go, G)
+        g = _out_grad(go, G) if need_x or (need_w and not pi) else None   # per image, the weight gradient reads go as it is
         gw = (_image_weight_grad(go, cols, w.shape) if pi else _weight_grad(g, cols, w.shape, ti)) if need_w else None
-        gb = g.sum(1).reshape(-1) if has_b and need_b else None
+        gb = go.sum((0, 2, 3)) if has_b and need_b else None
         gx = _input_grad(g, w, x.shape, geo, G, ti, _cl_strides(x)) if need_x else None
         return gx, gw, gb, None, None, None, None, None
 

@@ -121,6 +121,17 @@ def test_patches_ceil_mode_is_max_pooling(ks, stride, dil, h, w, pad, seed):
     p = patches(x, ks, stride, pad, dil, ceil_mode=True, value=float('-inf'))
     assert_close(p.flatten(2, 3).amax(2), ref, rtol=0, atol=0)
 
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(ks=pair(1, 4), stride=pair(1, 4), dil=pair(1, 3), pad=pair(0, 2), extra=pair(0, 5), cl=st.booleans(), seed=st.integers(0, 99))
+def test_padded_fold_is_col2im(ks, stride, dil, pad, extra, cl, seed):
+    "The backward pass's fold into a padded image, taps whose windows don't overlap added in one step (and the first copied where they tile), is F.fold, in either memory layout"
+    H, W = (d*(k-1) + 1 - 2*p + e for k, d, p, e in zip(ks, dil, pad, extra))
+    if H < 1 or W < 1: return
+    oh, ow = ((n + 2*p - d*(k-1) - 1)//s + 1 for n, k, s, p, d in zip((H, W), ks, stride, pad, dil))
+    cols = torch.randn(2, 3*ks[0]*ks[1], oh*ow, generator=torch.Generator().manual_seed(seed))
+    got = m._padded_fold(cols.view(2, 1, 3, *ks, oh, ow), (H, W), stride, pad, dil, cl)   # [N, G, Cg, H, W]
+    assert_close(got.flatten(1, 2), F.fold(cols, (H, W), ks, dilation=dil, padding=pad, stride=stride), **TOL)
+
 @pytest.mark.parametrize('conv', [conv2d, conv_unfold])
 @pytest.mark.parametrize('xs,ws', [((2, 0, 5, 6), (4, 0, 3, 3)), ((0, 3, 5, 6), (4, 3, 3, 3)), ((0, 5, 6), (4, 0, 3, 3)),
                                    ((0, 4, 5, 6), (4, 2, 3, 3))])
