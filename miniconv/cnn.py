@@ -315,9 +315,8 @@ def train(arch:str='better',      # 'simple' (the lesson's recipe) or 'better'
 
 # %% ../nbs/08_cnn.ipynb #9ec1a938
 import base64, json, random
-from importlib import resources
 from .checks import check_2d
-from .plotting import image_b64, page_widget
+from .plotting import asset_text, image_b64, page_widget
 
 # %% ../nbs/08_cnn.ipynb #73ab1f0d
 def _area_weights(n, m):
@@ -443,7 +442,7 @@ def live_cnn(digits:torch.Tensor|None=None, # `[n, 28, 28]` digits to pick from,
     "The live CNN for the page: draw a digit or pick one, and see `simple_cnn`'s feature maps and class probabilities as you draw"
     if digits is None: d = load_mnist(verbose=False); digits, labels = _two_each(d.x_valid, d.y_valid)
     if labels is None or len(labels) != len(digits): raise ValueError(f"give a label for each digit, got {len(digits)} digits and labels={labels!r}")
-    if weights is None: weights = json.loads((resources.files('miniconv')/'assets'/LIVE_WEIGHTS).read_text(encoding='utf-8'))
+    if weights is None: weights = json.loads(asset_text(LIVE_WEIGHTS))
     cap = ("<b>The live CNN.</b> Draw a digit with a mouse, a finger or a pen, or pick a real validation digit. The chapter's "
            "trained <code>simple_cnn</code> runs in this page, in JavaScript: the drawing is centred and scaled as MNIST's digits "
            "were (<code>mnist_style</code>), then five stride-2 convolutions turn it into 4, 8, 16 and 16 feature maps and ten "

@@ -15,7 +15,7 @@ from torch.nn.utils import parametrize
 
 from .checks import as_int, as_pair, as_bool
 from .im2col import conv2d
-from .pooling import max_pool2d, avg_pool2d
+from .pooling import max_pool2d, avg_pool2d, _divisor
 from .cnn import ARCHS, train
 from .timing import time_interleaved, num_threads, CLOCKS
 
@@ -78,8 +78,7 @@ class AvgPool2d(_Ours, nn.AvgPool2d):
                  divisor_override:int|None=None): # Divide every window's sum by this instead
         as_pair(ks, 'ks', 1), as_pair(padding, 'padding', 0)
         if stride is not None: as_pair(stride, 'stride', 1)
-        if divisor_override is not None and as_int(divisor_override, 'divisor_override') == 0: raise ValueError("divisor_override must not be 0, got divisor_override=0")
-        super().__init__(ks, stride, padding, as_bool(ceil_mode, 'ceil_mode'), as_bool(count_include_pad, 'count_include_pad'), divisor_override)
+        super().__init__(ks, stride, padding, as_bool(ceil_mode, 'ceil_mode'), as_bool(count_include_pad, 'count_include_pad'), _divisor(divisor_override))
     def forward(self, x): return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad, self.divisor_override)
 
 # %% ../nbs/14_layers.ipynb #70a5aadc

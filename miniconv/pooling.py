@@ -180,6 +180,11 @@ class _AvgPool2d(torch.autograd.Function):
         "Linear: the average of the tangents"
         return _AvgPool2d.apply(dx, ctx.saved_tensors[0], ctx.conf[1])
 
+def _divisor(v):
+    "`divisor_override` checked: None, or an int that isn't 0"
+    if v is not None and as_int(v, 'divisor_override') == 0: raise ValueError("divisor_override must not be 0, got divisor_override=0")
+    return v
+
 def avg_pool2d(x,            # Images `[N, C, H, W]` or one image `[C, H, W]`
                ks,           # Window size: an int or a pair
                stride:int|tuple|None=None, # Step between windows: an int or a pair; `ks` if None
@@ -195,8 +200,7 @@ def avg_pool2d(x,            # Images `[N, C, H, W]` or one image `[C, H, W]`
         th, tw = (_taps(n, *a, inc, x.device) for n, a in zip(x.shape[-2:], zip(ks, st, pd_, osize)))
         div = (th[:, None]*tw).to(x.dtype)
     else:
-        if as_int(divisor_override, 'divisor_override') == 0: raise ValueError("divisor_override must not be 0, got divisor_override=0")
-        div = x.new_full(osize, divisor_override)
+        div = x.new_full(osize, _divisor(divisor_override))
     out = _apply(_AvgPool2d, x, div, geo)
     return out[0] if one else out
 

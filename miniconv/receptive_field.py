@@ -641,17 +641,18 @@ def rf_explorer(model:nn.Module|None=None,  # A CNN `receptive_field` takes; def
 from .plotting import image_b64, page_widget
 
 # %% ../nbs/09_receptive_field.ipynb #e6b73854
-def _picker_grids(model, h, w):
-    "`[{name, label, h, w}]`: the input and the output grid of each convolution of `model`, on an `h`x`w` input"
-    rh, rw = receptive_field(model, (h, w), 0), receptive_field(model, (h, w), 1)
-    return [dict(name='input', label='input', h=h, w=w)] + [dict(name=rh['name'][k], label=f'conv {n+1}', h=int(rh['out'][k]),
-            w=int(rw['out'][k])) for n, k in enumerate(rh.index[rh['layer'] == 'Conv2d'])]
+def _picker_grids(net):
+    "`[{name, label, h, w}]`: the input and the output grid of each convolution of the traced `net`"
+    convs = [st for st in net.steps if _is_conv(net, st)]
+    return [dict(name='input', label='input', h=net.hw[0], w=net.hw[1])] + [
+            dict(name=st.name, label=f'conv {n+1}', h=int(st.n[0]), w=int(st.n[1])) for n, st in enumerate(convs)]
 
-def _picker_fields(model, grids):
-    "`{layer: [[[r0, r1, c0, c1] for each grid below it] for each unit, row by row]}`, from `unit_fields`"
-    hw, res = (grids[0]['h'], grids[0]['w']), {}
+def _picker_fields(net, grids):
+    "`{layer: [[[r0, r1, c0, c1] for each grid below it] for each unit, row by row]}`: `unit_fields`'s answers, from the model traced once"
+    res = {}
     for k, g in enumerate(grids[1:], 1):
-        units = (unit_fields(model, hw, g['name'], i, j) for i in range(g['h']) for j in range(g['w']))
+        s = _step_index(net, g['name'], 0, 0)
+        units = (_unit_fields(net, s, i, j) for i in range(g['h']) for j in range(g['w']))
         res[g['name']] = [[[*f[b['name']][0], *f[b['name']][1]] for b in grids[:k]] for f in units]
     return res
 
@@ -662,15 +663,15 @@ def field_picker(model:nn.Module|None=None,  # A sequential CNN; default: `simpl
     "A page widget: click or tap any unit of any convolution of `model` to see the block it reads in the input and in every layer before it"
     if model is None: model = simple_cnn()
     if img is None: img = load_mnist(verbose=False).x_valid[0].view(28, 28)
-    h, w = check_2d(img, 'img').shape
-    unit_fields(model, (h, w), *start)  # a ValueError if `start` is no unit
-    grids = _picker_grids(model, h, w)
+    net = _Net(model, tuple(check_2d(img, 'img').shape))
+    _step_index(net, *start)  # a ValueError if `start` is no unit
+    grids = _picker_grids(net)
     cap = ("<b>Receptive-field picker.</b> The input and the output grids of the five convolutions of <code>simple_cnn</code>. "
            "Click or tap a unit, or Tab to a layer and move with the arrow keys: the orange frames show the block of the input "
            "that the unit reads, clipped to the image, and the block it reads in each layer before it (its cells in light blue); "
            "the line above says the same in numbers. They are the answers of <code>unit_fields</code>, computed for every "
            "unit by the chapter's code.")
-    return page_widget('field_picker', dict(grids=grids, img=image_b64(img), fields=_picker_fields(model, grids), start=list(start)),
+    return page_widget('field_picker', dict(grids=grids, img=image_b64(img), fields=_picker_fields(net, grids), start=list(start)),
                        cap, noscript="The picker needs JavaScript; the explorer above shows the fields of one unit.")
 
 # %% ../nbs/09_receptive_field.ipynb #c4d007a3

@@ -12,6 +12,10 @@ def as_arg(t): # A pair from `pair`
     "An equal pair as one int, so that both forms of an int-or-pair argument get tested"
     return t[0] if t[0] == t[1] else t
 
+def ours_kw(kw): # PyTorch's keyword arguments
+    "Our ops call the window size `ks`, as the course does, where PyTorch says `kernel_size`; every other argument has PyTorch's name"
+    return {('ks' if k == 'kernel_size' else k): v for k, v in kw.items()}
+
 def same_as_torch(ours, theirs, x, w, b, kw, seed, tol): # Our op and PyTorch's; input, weight, bias (or None); keyword args; seed; tolerances
     "Assert `ours(x, w, b, **kw)` equals `theirs(...)`, and so do their gradients for x, w and b under one random upstream gradient"
     leaves = [t.clone().requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]

@@ -9,6 +9,7 @@ from torch import nn
 from torch.func import grad, jvp, vmap
 from torch.nn.utils import parametrize, parametrizations as P
 from torch.testing import assert_close
+from helpers import ours_kw
 
 from miniconv.im2col import im2col, col2im, patches, conv2d
 from miniconv.pooling import max_pool2d, max_unpool2d, avg_pool2d, global_avg_pool
@@ -38,10 +39,6 @@ OPS = [
     ('avg_pool2d divisor',  avg_pool2d, F.avg_pool2d,             (2, 3, 7, 8), [], dict(kernel_size=2, divisor_override=3)),
 ]
 IDS = [o[0] for o in OPS]
-
-def ours_kw(kw):
-    "Our pooling functions call the window size `ks`, as the course does; everything else is PyTorch's name"
-    return {('ks' if k == 'kernel_size' else k): v for k, v in kw.items()}
 
 def args_of(shape, extra, seed=0, **opts):
     g = torch.Generator().manual_seed(seed)

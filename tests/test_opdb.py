@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 import torch
 from torch.testing import assert_close
+from helpers import ours_kw
 
 from miniconv.im2col import im2col, conv2d
 from miniconv.pooling import max_pool2d, max_unpool2d, avg_pool2d
@@ -15,10 +16,6 @@ pytest.importorskip('expecttest')  # op_db needs it; it is in the dev dependenci
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_thread'),  # see conftest.py
               pytest.mark.filterwarnings("ignore:Using padding='same'")]  # PyTorch's note that an even 'same' kernel needs a padded copy
 
-def ks(kw):
-    "The course calls the window size `ks` where PyTorch says `kernel_size`; every other argument has PyTorch's name and place"
-    return {('ks' if k == 'kernel_size' else k): v for k, v in kw.items()}
-
 def unfold_call(x, kernel_size, dilation=1, padding=0, stride=1):
     "`F.unfold`'s argument order, mapped to `im2col`'s"
     return im2col(x, kernel_size, stride, padding, dilation)
@@ -26,11 +23,11 @@ def unfold_call(x, kernel_size, dilation=1, padding=0, stride=1):
 OPS = {  # (op_db name, variant): (our call, number of samples in float32 and in float64)
     ('nn.functional.unfold', ''):           (unfold_call, (163, 163)),
     ('nn.functional.conv2d', ''):           (conv2d, (30, 30)),
-    ('nn.functional.max_pool2d', ''):       (lambda x, *a, **kw: max_pool2d(x, *a, **ks(kw)), (1440, 1440)),
-    ('nn.functional.avg_pool2d', ''):       (lambda x, *a, **kw: avg_pool2d(x, *a, **ks(kw)), (7, 7)),
+    ('nn.functional.max_pool2d', ''):       (lambda x, *a, **kw: max_pool2d(x, *a, **ours_kw(kw)), (1440, 1440)),
+    ('nn.functional.avg_pool2d', ''):       (lambda x, *a, **kw: avg_pool2d(x, *a, **ours_kw(kw)), (7, 7)),
     ('nn.functional.conv_transpose2d', ''): (conv_transpose2d, (12, 12)),
-    ('nn.functional.max_unpool2d', ''):     (lambda x, *a, **kw: max_unpool2d(x, *a, **ks(kw)), (288, 288)),
-    ('nn.functional.max_unpool2d', 'grad'): (lambda x, *a, **kw: max_unpool2d(x, *a, **ks(kw)), (33, 35)),  # samples whose indices are all distinct
+    ('nn.functional.max_unpool2d', ''):     (lambda x, *a, **kw: max_unpool2d(x, *a, **ours_kw(kw)), (288, 288)),
+    ('nn.functional.max_unpool2d', 'grad'): (lambda x, *a, **kw: max_unpool2d(x, *a, **ours_kw(kw)), (33, 35)),  # samples whose indices are all distinct
 }
 
 @pytest.fixture(scope='module')

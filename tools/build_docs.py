@@ -147,16 +147,13 @@ def _bases(cls):
         return b.__qualname__ if mod in ('builtins', cls.__module__) else f'{mod}.{b.__qualname__}'
     return ', '.join(nm(b) for b in cls.__bases__ if b is not object)
 
-def _params(f, fmt, skip_first=False): # A function; fastcore's `DocmentText._fmt_param`; drop the first parameter (`self`)
+def _params(f, fmt, docs, skip_first=False): # A function; fastcore's `DocmentText._fmt_param`; `{parameter: comment}`; drop the first parameter (`self`)
     "[(text, comment)] for `f`'s parameters as a caller passes them, with the markers `/` and `*` Python needs"
-    from fastcore.docments import docments
     Param, _ = _param_help()
     P = inspect.Parameter
     sig = inspect.signature(f)
     try: ev = inspect.signature(f, eval_str=True).parameters
     except Exception: ev = {}
-    try: docs = docments(f)
-    except Exception: docs = {}
     own = own_args(f)
     res, kinds, forwarded = [], [], False
     for i, (k, p) in enumerate(sig.parameters.items()):
@@ -186,12 +183,12 @@ class ApiSig(DocmentText):
         self.name, self.skip_first = name, skip_first
 
     @property
-    def params(self): return _params(self.obj, self._fmt_param, self.skip_first)
+    def params(self): return _params(self.obj, self._fmt_param, {k: v.get('docment') for k, v in self.dm.items()}, self.skip_first)
 
     def __str__(self):
         s = super().__str__().rstrip().replace('(\n    \n)', '()', 1)
         if self.name: s = re.sub(r'^((?:async )?def )[\w.]+', lambda m: m.group(1) + self.name, s, count=1)
-        return re.sub(r':NoneType(?=\s*=\s*None\b)', '', s)
+        return s
 
 def api_signature(sym, name:str=None): # A function or class; the name to show
     "The signature block of `sym` for its API docs: what a caller passes, with each parameter's docments comment"
