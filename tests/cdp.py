@@ -59,6 +59,13 @@ class CDP:
             params['clip'] = dict(x=0, y=0, width=m['width'], height=min(m['height'], max_h), scale=1)
         Path(path).write_bytes(base64.b64decode(self('Page.captureScreenshot', **params)['data']))
 
+    @contextlib.contextmanager
+    def viewport(self, width, height, scale=1, mobile=True): # CSS pixels; device pixel ratio; a phone
+        "Emulate a `width` x `height` screen inside the block; back to the 1280 x 900 desktop after"
+        self('Emulation.setDeviceMetricsOverride', width=width, height=height, deviceScaleFactor=scale, mobile=mobile)
+        try: yield self
+        finally: self('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
+
     def close(self): self.ws.close()
 
 def free_port():
@@ -104,3 +111,15 @@ def serve(folder): # The folder to serve
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try: yield f'http://127.0.0.1:{srv.server_address[1]}/'
     finally: srv.shutdown(); srv.server_close()
+
+@contextlib.contextmanager
+def served_page(browser, folder, title, body, body_style='font-family: sans-serif'): # A `CDP`; an empty folder; the <title>; <main>'s HTML; <body>'s style
+    "A phone-ready page holding `body`, written to `folder`, served from 127.0.0.1 and loaded in `browser`; yields the base address"
+    (Path(folder)/'index.html').write_text(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head>'
+        f'<body style="{body_style}"><main style="max-width: 46rem; margin: 0 auto; padding: 0 1rem">{body}</main></body></html>',
+        encoding='utf-8')
+    with serve(folder) as base:
+        browser.goto(base + 'index.html')
+        yield base

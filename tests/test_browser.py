@@ -239,10 +239,9 @@ def test_api_comments_wrap_beside_code(server, browser):
               indent: c.left - l.getBoundingClientRect().left, inline: Math.abs(c.top - code.top) < 2}; })"""
     res = {}
     for w, mobile in ((1280, False), (390, True)):
-        browser('Emulation.setDeviceMetricsOverride', width=w, height=900, deviceScaleFactor=1, mobile=mobile)
-        browser.goto(base + 'cnn.html')
-        res[w] = browser.js(js)
-    browser('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
+        with browser.viewport(w, 900, mobile=mobile):
+            browser.goto(base + 'cnn.html')
+            res[w] = browser.js(js)
     assert res[1280], "cnn.html has no API block with a comment"
     assert any(x['lines'] > 1 and x['inline'] for x in res[1280]), "no comment wraps beside its code at 1280 px: nothing checked"
     for w, r in res.items():
@@ -273,15 +272,13 @@ PHONE_PAGES = ['index.html', 'data.html', 'plotting.html', 'kernels.html', 'stri
 def phone(server, browser):
     "The `PHONE_PAGES` at a phone's 390 px: {page: what PHONE_JS read}; with `WHOLE_PAGES`, screenshots of the widget pages"
     base, _ = server
-    browser('Emulation.setDeviceMetricsOverride', width=390, height=844, deviceScaleFactor=1, mobile=True)
-    try:
+    with browser.viewport(390, 844):
         res = {}
         for p in PHONE_PAGES:
             browser.goto(base + p)
             res[p] = browser.js(PHONE_JS)
             if WHOLE_PAGES and p in WIDGETS: browser.screenshot(SHOTS/f"phone-{p.replace('.html', '')}.jpg")
         yield res
-    finally: browser('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
 
 @pytest.mark.parametrize('page', PHONE_PAGES)
 def test_phone_fits(phone, page):
@@ -294,8 +291,7 @@ def test_phone_fits(phone, page):
 def test_phone_sidebar(server, browser):
     "On a phone the open sidebar starts below the sticky header: its first entry can be seen and tapped"
     base, _ = server
-    browser('Emulation.setDeviceMetricsOverride', width=390, height=844, deviceScaleFactor=1, mobile=True)
-    try:
+    with browser.viewport(390, 844):
         browser.goto(base + 'cnn.html')
         browser.js("document.querySelector('.quarto-btn-toggle').click()")
         r = browser.wait("""(() => { const s = document.querySelector('#quarto-sidebar');
@@ -304,7 +300,6 @@ def test_phone_sidebar(server, browser):
           const hit = document.elementFromPoint(b.left + 5, b.top + b.height / 2);
           return {top: b.top, header: h.bottom, hit: !!hit && a.contains(hit), text: a.textContent.trim()}; })()""", timeout=5)
         browser.screenshot(SHOTS/'phone-sidebar.png', full=False)
-    finally: browser('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
     assert r['top'] >= r['header'] and r['hit'], r
 
 def test_maths_font(server, browser):

@@ -7,11 +7,11 @@ formula and, at every step, the input cells the window covers and the output cel
 `F.unfold`. Settings PyTorch refuses must be refused on the page with `conv_out_size`'s reason. Other tests check
 the keyboard, a phone-sized touch screen, the words for screen readers, and that the page fetches nothing.
 The ipywidgets explorer, and the settings both explorers accept, are checked in Python, without a browser."""
-import functools, itertools, json, tempfile
+import functools, itertools, json
 from pathlib import Path
 
 import pytest
-from cdp import serve
+from cdp import served_page
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
@@ -62,18 +62,10 @@ def pytorch_agrees(h, w, ks, s, p, d, exp):
 
 
 @pytest.fixture(scope='module')
-def page(browser):
+def page(browser, tmp_path_factory):
     "A tiny page with `explorer_html()`'s output, served from 127.0.0.1; `browser` has it loaded"
-    tmp = Path(tempfile.mkdtemp(prefix='miniconv_explorer_'))
-    (tmp/'index.html').write_text(
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>Convolution explorer</title></head>'
-        '<body style="font-family: sans-serif"><main style="max-width: 46rem; margin: 0 auto; padding: 0 1rem">'
-        f'{explorer_html(5, 5, 3, stride=2, padding=1).data}</main></body></html>', encoding='utf-8')
-    with serve(tmp) as base:
-        url = base + 'index.html'
-        browser.goto(url)
-        yield browser, url
+    with served_page(browser, tmp_path_factory.mktemp('explorer'), 'Convolution explorer', explorer_html(5, 5, 3, stride=2, padding=1).data) as base:
+        yield browser, base + 'index.html'
 
 
 # One call per setting: move each slider as a user does (value, then an `input` event), then every step with the

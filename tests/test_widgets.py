@@ -11,7 +11,7 @@ with the chapter functions it copies.
 
 All three share one page, loaded once. Other tests: the widgets fit a 390 px phone, have captions and text for screen
 readers, fetch nothing outside the page's folder, and their assets stay small."""
-import base64, json, tempfile
+import base64, json
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import miniconv
-from cdp import serve
+from cdp import served_page
 from miniconv.cnn import (LIVE_WEIGHTS, cnn_from_weights, digit_strokes, draw_strokes, live_cnn, mnist_style,
                           shrink_drawing, train)
 from miniconv.data import load_mnist
@@ -42,21 +42,13 @@ def data(): return load_mnist(verbose=False)
 def weights(): return json.loads((ASSETS/LIVE_WEIGHTS).read_text(encoding='utf-8'))
 
 @pytest.fixture(scope='module')
-def page(browser, data, weights):
+def page(browser, data, weights, tmp_path_factory):
     "One page with the three widgets, served from 127.0.0.1 and loaded in `browser`; yields (browser, base address, requests)"
     x, y = data.x_valid.view(-1, 28, 28), data.y_valid
     body = (live_cnn(x[:20], y[:20], weights).data + kernel_playground({'3': x[18], '7': x[21]}, KERNELS).data +
             field_picker(simple_cnn(), x[0]).data)
-    tmp = Path(tempfile.mkdtemp(prefix='miniconv_widgets_'))
-    (tmp/'index.html').write_text(
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>Widgets</title></head>'
-        f'<body style="font-family: sans-serif; margin: 0"><main style="max-width: 46rem; margin: 0 auto; padding: 0 1rem">{body}</main></body></html>',
-        encoding='utf-8')
-    with serve(tmp) as base:
-        browser.goto(base + 'index.html')
-        ev = list(browser.events)
-        yield browser, base, ev
+    with served_page(browser, tmp_path_factory.mktemp('widgets'), 'Widgets', body, 'font-family: sans-serif; margin: 0') as base:
+        yield browser, base, list(browser.events)
 
 def f32(b64): return torch.frombuffer(bytearray(base64.b64decode(b64)), dtype=torch.float32)
 
@@ -239,8 +231,7 @@ def test_captions_and_words(page):
 def test_phone(page):
     "At 390 px the widgets fit the screen, their text is at least 12 px and their controls are finger-sized"
     cdp = page[0]
-    cdp('Emulation.setDeviceMetricsOverride', width=390, height=844, deviceScaleFactor=2, mobile=True)
-    try:
+    with cdp.viewport(390, 844, scale=2):
         r = cdp.js("""(() => { const vw = document.documentElement.clientWidth;
           const figs = Array.from(document.querySelectorAll('figure.mc-widget')).map(f => {
             const all = Array.from(f.querySelectorAll('*'));
@@ -255,8 +246,6 @@ def test_phone(page):
         SHOTS = Path(__file__).resolve().parents[1]/'screenshots'
         SHOTS.mkdir(exist_ok=True)
         cdp.screenshot(SHOTS/'widgets-390.jpg')
-    finally:
-        cdp('Emulation.setDeviceMetricsOverride', width=1280, height=900, deviceScaleFactor=1, mobile=False)
     assert r['page'] <= r['vw'], r
     for f in r['figs']:
         assert f['right'] <= r['vw'] and f['wide'] <= 1 and not f['small'] and not f['tiny'], f

@@ -32,8 +32,7 @@
     this.status = before(el('p', {'class': 'mc-status', id: id + '-status', 'aria-live': 'polite'}));
     var img = bytes(data.img);
     this.views = this.grids.map(function (g, k) {
-      var wrap = el('div', {'class': 'mc-grid'}, box);
-      el('p', {'class': 'mc-title', id: id + '-t' + k}, wrap).textContent = g.label + ' · ' + g.h + '×' + g.w;
+      var wrap = B.panel(box, g.label + ' · ' + g.h + '×' + g.w, id + '-t' + k);
       var layer = k > 0;
       var svg = el('svg', {viewBox: '0 0 ' + g.w + ' ' + g.h, width: WIDTH[Math.min(k, WIDTH.length - 1)],
                            'data-grid': g.name, role: 'img', 'aria-labelledby': id + '-t' + k}, wrap, true);
@@ -86,8 +85,7 @@
     var blocks = this.fields[name][i * g.w + j], words = [];
     this.views.forEach(function (v, m) {
       var b = m < k ? blocks[m] : null, gr = v.grid;
-      v.cells.forEach(function (c, p) {
-        if (m === 0) return;
+      if (m > 0) v.cells.forEach(function (c, p) {
         var ci = Math.floor(p / gr.w), cj = p % gr.w;
         c.classList.toggle('mc-sel', m === k && ci === i && cj === j);
         c.classList.toggle('mc-in', !!b && ci >= b[0] && ci <= b[1] && cj >= b[2] && cj <= b[3]);

@@ -41,12 +41,7 @@
     return {data: out, h: oh, w: ow};
   }
 
-  function paint(canvas, h, w, rgb) {  // rgb(index) -> [r, g, b]
-    canvas.width = w; canvas.height = h;
-    var ctx = canvas.getContext('2d'), im = ctx.createImageData(w, h);
-    for (var p = 0; p < h * w; p++) { var c = rgb(p); im.data.set([c[0], c[1], c[2], 255], 4 * p); }
-    ctx.putImageData(im, 0, 0);
-  }
+  var paint = B.paint;
 
   function Playground(fig) {
     var self = this, id = 'mc-kp-' + (++n);

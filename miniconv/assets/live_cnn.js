@@ -111,11 +111,7 @@
   // ---- Pictures -----------------------------------------------------------------------------------------------------
 
   function paint(canvas, h, w, grey) {  // grey(index) in [0, 1]: black to white
-    if (canvas.width !== w) canvas.width = w;
-    if (canvas.height !== h) canvas.height = h;
-    var ctx = canvas.getContext('2d'), im = ctx.createImageData(w, h);
-    for (var p = 0; p < h * w; p++) { var g = Math.round(255 * Math.max(0, Math.min(1, grey(p)))); im.data.set([g, g, g, 255], 4 * p); }
-    ctx.putImageData(im, 0, 0);
+    B.paint(canvas, h, w, function (p) { var g = Math.round(255 * Math.max(0, Math.min(1, grey(p)))); return [g, g, g]; });
   }
 
   // ---- One widget ---------------------------------------------------------------------------------------------------

@@ -30,6 +30,15 @@
     return p;
   }
 
+  // Paint `canvas` `h` x `w` pixels, pixel `p` (row by row) in the colour `rgb(p)`, `[r, g, b]` from 0 to 255
+  function paint(canvas, h, w, rgb) {
+    if (canvas.width !== w) canvas.width = w;
+    if (canvas.height !== h) canvas.height = h;
+    var ctx = canvas.getContext('2d'), im = ctx.createImageData(w, h);
+    for (var p = 0; p < h * w; p++) { var c = rgb(p); im.data.set([c[0], c[1], c[2], 255], 4 * p); }
+    ctx.putImageData(im, 0, 0);
+  }
+
   // make(fig) for every figure matching `sel` that has no widget yet (fig[key] unset), now or once the page is read;
   // returns the function that does it, for a second copy of the widget's script to call
   function mount(sel, key, make) {
@@ -38,5 +47,5 @@
     return all;
   }
 
-  window.MiniconvBase = {el: el, bytes: bytes, grey: grey, before: before, panel: panel, mount: mount};
+  window.MiniconvBase = {el: el, bytes: bytes, grey: grey, before: before, panel: panel, paint: paint, mount: mount};
 })();
